@@ -1,0 +1,19 @@
+# lit configuration for gradc: tests are .grad, .gir and .test files; each
+# has RUN: lines using %gradc and FileCheck.
+import os
+import lit.formats
+
+config.name = "gradc"
+config.test_format = lit.formats.ShTest(execute_external=False)
+config.suffixes = [".grad", ".gir", ".test"]
+config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py.in"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(os.path.dirname(config.gradc_bin_dir), "test", "lit-out")
+
+config.substitutions.append(("%gradc", os.path.join(config.gradc_bin_dir, "gradc")))
+config.substitutions.append(("%examples", os.path.join(config.gradc_source_dir, "examples")))
+config.substitutions.append(("%python", config.python))
+config.substitutions.append(("FileCheck", config.filecheck))
+# `not` inverts an exit status; lit's internal shell provides it.
+config.environment["PATH"] = os.pathsep.join(
+    [config.gradc_bin_dir, "/usr/lib/llvm-19/bin", config.environment.get("PATH", "")])
