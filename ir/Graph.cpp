@@ -191,7 +191,7 @@ void Graph::setOutput(std::string_view key, Node *value) {
   outputs.push_back({std::string(key), value});
 }
 
-std::vector<Node *> Graph::leaves(OpKind kind) const {
+std::vector<Node *> Graph::nodesOfKind(OpKind kind) const {
   std::vector<Node *> result;
   for (const auto &node : nodes_)
     if (node->kind == kind)

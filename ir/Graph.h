@@ -199,8 +199,8 @@ public:
   Node *output(std::string_view key) const;
   void setOutput(std::string_view key, Node *value);
 
-  /// Leaves of one op kind in program order (e.g. all Params).
-  std::vector<Node *> leaves(OpKind kind) const;
+  /// The nodes of one op kind in program order (e.g. all Params).
+  std::vector<Node *> nodesOfKind(OpKind kind) const;
 
 private:
   std::vector<std::unique_ptr<Node>> nodes_;

@@ -1,0 +1,42 @@
+//===- tools/Driver.h - Shared steps of the gradc subcommands --*- C++ -*-===//
+#pragma once
+
+#include "frontend/Frontend.h"
+#include "ir/Diagnostics.h"
+#include "ir/Graph.h"
+#include "passes/Pass.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace gradc::tool {
+
+/// A model file read, parsed and elaborated.
+struct LoadedModel {
+  std::string path;
+  std::unique_ptr<frontend::ast::File> ast;
+  std::unique_ptr<ir::Graph> forward;
+};
+
+/// Reads, parses and elaborates `path`; diagnostics go through `diags`.
+/// With `parseOnly` the AST is all that is built.  Returns false on any error.
+bool loadModel(const std::string &path, std::optional<int64_t> batch, bool parseOnly,
+               SourceManager &sources, Diagnostics &diags, LoadedModel &model);
+
+/// The graphs gradc compiles from a forward graph.
+enum class GraphStage {
+  Train,     ///< dropout, l2, autodiff, optimizer: the training step as derived
+  Optimized, ///< Train, then simplify: what codegen compiles
+  Gradient,  ///< dropout, l2, autodiff, simplify: objective and gradients (gradcheck)
+  Inference, ///< dropout as identity, simplify: prediction and loss (eval)
+};
+
+std::unique_ptr<ir::Graph> buildStage(const ir::Graph &forward, GraphStage stage,
+                                      Diagnostics &diags,
+                                      const passes::PipelineOptions &options = {});
+
+/// Prints "gradc: error: <message>" and returns exit status 1.
+int fail(const std::string &message);
+
+} // namespace gradc::tool

@@ -1,0 +1,222 @@
+//===- tools/GradCheck.cpp - gradc gradcheck ------------------------------===//
+//
+// Checks the derived gradients of the objective against central finite
+// differences, twice:
+//   f64: the gradient graph run by the reference interpreter, differences
+//        of the interpreter's objective (eps 1e-6);
+//   f32: the same graph compiled by the JIT, differences of the compiled
+//        objective (eps 1e-3, the f32 sweet spot between truncation and
+//        rounding error).
+// Dropout masks are fixed: they depend only on (seed, step), which stay
+// constant while parameters are perturbed.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/Codegen.h"
+#include "ir/Interpreter.h"
+#include "runtime/Init.h"
+#include "tools/Commands.h"
+#include "tools/Driver.h"
+#include "tools/Options.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fmt/format.h>
+#include <iostream>
+#include <memory>
+#include <numeric>
+#include <random>
+
+namespace gradc::tool {
+
+namespace {
+
+struct Tolerance {
+  double eps, atol, rtol;
+  bool accepts(double fd, double derived) const {
+    return std::fabs(fd - derived) <= atol + rtol * std::max(std::fabs(fd), std::fabs(derived));
+  }
+};
+constexpr Tolerance kF64{1e-6, 1e-7, 1e-5};
+constexpr Tolerance kF32{1e-3, 2e-3, 2e-2};
+
+struct ErrorStats {
+  double maxAbs = 0, maxRel = 0;
+  bool ok = true;
+  void add(double fd, double derived, const Tolerance &tol) {
+    double abs = std::fabs(fd - derived);
+    double scale = std::max(std::fabs(fd), std::fabs(derived));
+    maxAbs = std::max(maxAbs, abs);
+    maxRel = std::max(maxRel, scale > 0 ? abs / scale : 0.0);
+    ok &= tol.accepts(fd, derived);
+  }
+};
+
+/// Buffers of one kernel call, owned here, as f32 (labels as i32).
+struct KernelBuffers {
+  std::vector<std::vector<float>> data;
+  std::vector<void *> pointers;
+  std::unique_ptr<char, decltype(&std::free)> arena{nullptr, &std::free};
+};
+
+} // namespace
+
+int runGradcheck(const std::vector<std::string> &args) {
+  po::options_description options("gradcheck options");
+  options.add_options()("seed", po::value<uint64_t>()->default_value(1),
+                        "seed of the parameters, the inputs and the dropout masks")(
+      "max-elements", po::value<int64_t>()->default_value(256),
+      "check at most this many elements of each parameter (chosen at random)")(
+      "batch", po::value<int64_t>(), "batch size for models that use 'batch'");
+  po::variables_map values;
+  if (int status = parseOptions("gradcheck", "FILE.grad [options]", options, args, values);
+      status >= 0)
+    return status;
+  uint64_t seed = values["seed"].as<uint64_t>();
+  int64_t maxElements = values["max-elements"].as<int64_t>();
+  if (maxElements <= 0)
+    return fail("--max-elements must be positive");
+
+  SourceManager sources;
+  Diagnostics diags(&sources);
+  LoadedModel model;
+  std::optional<int64_t> batch;
+  if (values.count("batch"))
+    batch = values["batch"].as<int64_t>();
+  if (!loadModel(values["file"].as<std::string>(), batch, false, sources, diags, model))
+    return 1;
+  std::unique_ptr<ir::Graph> graph = buildStage(*model.forward, GraphStage::Gradient, diags);
+  if (!graph)
+    return 1;
+  rt::KernelSpec spec = codegen::describeKernel(*graph, "grad");
+
+  // Values for every leaf: params from their initialisers, data at random.
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(0, 1);
+  std::vector<std::vector<float>> leafValues(spec.buffers.size());
+  uint32_t initIndex = 0;
+  for (size_t i = 0; i < spec.buffers.size(); ++i) {
+    const rt::TensorSpec &t = spec.buffers[i];
+    leafValues[i].assign(t.numel(), 0.0f);
+    if (t.role == rt::Role::Param || t.role == rt::Role::State)
+      rt::initializeTensor(t, leafValues[i].data(), seed, initIndex++);
+    else if (t.role != rt::Role::Output)
+      for (float &v : leafValues[i])
+        v = static_cast<float>(normal(rng));
+  }
+
+  // f64: the interpreter.
+  ir::Interpreter interp(*graph);
+  interp.setRandomKey(seed, 0);
+  std::vector<std::pair<ir::Node *, size_t>> params; // node, buffer index
+  for (size_t i = 0; i < spec.buffers.size(); ++i) {
+    const rt::TensorSpec &t = spec.buffers[i];
+    if (t.role == rt::Role::Output)
+      continue;
+    ir::Node *leaf = graph->find(t.name);
+    ir::Tensor tensor(leaf->type);
+    std::copy(leafValues[i].begin(), leafValues[i].end(), tensor.data.begin());
+    interp.bind(leaf, tensor);
+    if (t.role == rt::Role::Param)
+      params.emplace_back(leaf, i);
+  }
+  std::string error;
+  auto objective64 = [&]() {
+    if (!interp.run(&error))
+      return std::nan("");
+    return interp.output("objective")->data[0];
+  };
+  double j64 = objective64();
+  if (!error.empty())
+    return fail(error);
+  std::vector<std::vector<double>> derived64;
+  for (auto &[param, index] : params)
+    derived64.push_back(interp.output("grad." + param->name)->data);
+
+  // f32: the JIT.
+  codegen::CodegenOptions codegenOptions;
+  std::unique_ptr<codegen::Jit> jit = codegen::Jit::create(codegenOptions, error);
+  if (!jit)
+    return fail(error);
+  if (!jit->addKernel(*graph, "grad", spec, error))
+    return fail(error);
+  KernelBuffers buffers;
+  buffers.data = leafValues;
+  for (auto &buffer : buffers.data)
+    buffers.pointers.push_back(buffer.data());
+  buffers.arena.reset(static_cast<char *>(
+      std::aligned_alloc(64, std::max<int64_t>(64, (spec.arenaBytes + 63) / 64 * 64))));
+  gradc_step_context ctx{buffers.pointers.data(), buffers.arena.get(), seed, 0, nullptr, nullptr};
+  int objectiveIndex = spec.find("objective");
+  auto objective32 = [&]() {
+    spec.fn(&ctx);
+    return static_cast<double>(buffers.data[objectiveIndex][0]);
+  };
+  double j32 = objective32();
+  std::vector<std::vector<float>> derived32;
+  for (auto &[param, index] : params)
+    derived32.push_back(buffers.data[spec.find("grad." + param->name)]);
+
+  std::cout << fmt::format("gradcheck {}: objective %{} = {:.6g} (f64) {:.6g} (f32 JIT), {} "
+                           "param{}, dropout masks fixed by seed {}\n",
+                           model.path, graph->output("objective")->name, j64, j32, params.size(),
+                           params.size() == 1 ? "" : "s", seed);
+  std::cout << fmt::format("{:<16} {:>9} {:>9}  {:>11} {:>11}  {:>11} {:>11}  {:>11}  {}\n",
+                           "param", "shape", "checked", "f64 max abs", "f64 max rel",
+                           "f32 max abs", "f32 max rel", "jit vs f64", "status");
+  bool allOk = true;
+  for (size_t p = 0; p < params.size(); ++p) {
+    auto [param, index] = params[p];
+    int64_t n = param->type.numel();
+    std::vector<int64_t> elements(n);
+    std::iota(elements.begin(), elements.end(), 0);
+    if (n > maxElements) {
+      std::shuffle(elements.begin(), elements.end(), rng);
+      elements.resize(maxElements);
+      std::sort(elements.begin(), elements.end());
+    }
+    ErrorStats f64, f32, jitVsInterp;
+    bool nonzero = false;
+    ir::Tensor base = interp.leafValue(param);
+    for (int64_t e : elements) {
+      // f64 central difference.
+      ir::Tensor t = base;
+      double x = t.data[e];
+      t.data[e] = x + kF64.eps;
+      interp.bind(param, t);
+      double plus = objective64();
+      t.data[e] = x - kF64.eps;
+      interp.bind(param, t);
+      double minus = objective64();
+      f64.add((plus - minus) / (2 * kF64.eps), derived64[p][e], kF64);
+      // f32 central difference, dividing by the step actually taken.
+      float &slot = buffers.data[index][e];
+      float original = slot;
+      float up = original + static_cast<float>(kF32.eps);
+      float down = original - static_cast<float>(kF32.eps);
+      slot = up;
+      double plus32 = objective32();
+      slot = down;
+      double minus32 = objective32();
+      slot = original;
+      f32.add((plus32 - minus32) / (double(up) - double(down)), derived32[p][e], kF32);
+      jitVsInterp.add(derived64[p][e], derived32[p][e], Tolerance{0, 1e-5, 1e-3});
+      nonzero |= derived64[p][e] != 0;
+    }
+    interp.bind(param, base);
+    bool ok = f64.ok && f32.ok && jitVsInterp.ok;
+    allOk &= ok;
+    std::cout << fmt::format(
+        "{:<16} {:>9} {:>9}  {:>11.3e} {:>11.3e}  {:>11.3e} {:>11.3e}  {:>11.3e}  {}\n",
+        param->name, spec.buffers[index].shapeStr(), fmt::format("{}/{}", elements.size(), n),
+        f64.maxAbs, f64.maxRel, f32.maxAbs, f32.maxRel, jitVsInterp.maxRel,
+        ok ? (nonzero ? "ok" : "ok (gradient is zero)") : "FAILED");
+  }
+  std::cout << fmt::format("tolerance: f64 |fd - g| <= {:g} + {:g} max(|fd|,|g|) (eps {:g}); f32 "
+                           "|fd - g| <= {:g} + {:g} max(|fd|,|g|) (eps {:g})\n",
+                           kF64.atol, kF64.rtol, kF64.eps, kF32.atol, kF32.rtol, kF32.eps);
+  std::cout << (allOk ? "all gradients match\n" : "gradient check FAILED\n");
+  return allOk ? 0 : 1;
+}
+
+} // namespace gradc::tool

@@ -1,0 +1,149 @@
+//===- tools/Inspect.cpp - gradc check, show and opt ----------------------===//
+#include "codegen/Codegen.h"
+#include "ir/IRParser.h"
+#include "ir/Printer.h"
+#include "tools/Commands.h"
+#include "tools/Driver.h"
+#include "tools/Options.h"
+
+#include <fmt/format.h>
+#include <iostream>
+
+namespace gradc::tool {
+
+int runCheck(const std::vector<std::string> &args) {
+  po::options_description options("check options");
+  options.add_options()("batch", po::value<int64_t>(), "batch size for models that use 'batch'");
+  po::variables_map values;
+  if (int status = parseOptions("check", "FILE.grad [options]", options, args, values);
+      status >= 0)
+    return status;
+  SourceManager sources;
+  Diagnostics diags(&sources);
+  LoadedModel model;
+  std::optional<int64_t> batch;
+  if (values.count("batch"))
+    batch = values["batch"].as<int64_t>();
+  return loadModel(values["file"].as<std::string>(), batch, false, sources, diags, model) ? 0 : 1;
+}
+
+namespace {
+
+/// The stages `gradc show` prints, in pipeline order.
+constexpr const char *kStages[] = {"parsed",    "forward", "train", "optimized",
+                                   "inference", "llvm",    "llvm-opt", "asm"};
+
+} // namespace
+
+int runShow(const std::vector<std::string> &args) {
+  po::options_description options("show options");
+  options.add_options()(
+      "stage", po::value<std::string>()->default_value("train"),
+      "parsed | forward | train | optimized | inference | llvm | llvm-opt | asm")(
+      "kernel", po::value<std::string>()->default_value("train_step"),
+      "for llvm, llvm-opt and asm: train_step (the optimized training graph) or eval (the "
+      "inference graph)")("batch", po::value<int64_t>(), "batch size for models that use 'batch'")(
+      "no-loc", "do not print loc(...) after each op")(
+      "print-after-all", "print the graph after every pass of the stage's pipeline")(
+      "cpu", po::value<std::string>()->default_value("host"), "target CPU for llvm-opt and asm");
+  po::variables_map values;
+  if (int status =
+          parseOptions("show", "FILE.grad --stage=STAGE [options]", options, args, values);
+      status >= 0)
+    return status;
+  std::string stage = values["stage"].as<std::string>();
+  if (std::find(std::begin(kStages), std::end(kStages), stage) == std::end(kStages))
+    return fail(fmt::format("unknown stage '{}'; expected one of: {}", stage,
+                            fmt::join(kStages, ", ")));
+  std::string kernel = values["kernel"].as<std::string>();
+  if (kernel != "train_step" && kernel != "eval")
+    return fail(fmt::format("unknown kernel '{}'; expected train_step or eval", kernel));
+
+  SourceManager sources;
+  Diagnostics diags(&sources);
+  LoadedModel model;
+  std::optional<int64_t> batch;
+  if (values.count("batch"))
+    batch = values["batch"].as<int64_t>();
+  if (!loadModel(values["file"].as<std::string>(), batch, stage == "parsed", sources, diags,
+                 model))
+    return 1;
+  if (stage == "parsed") {
+    frontend::printAst(*model.ast, std::cout);
+    return 0;
+  }
+  ir::PrintOptions print;
+  print.locations = !values.count("no-loc");
+  passes::PipelineOptions pipeline;
+  pipeline.printLocations = print.locations;
+  if (values.count("print-after-all"))
+    pipeline.printAfterEach = &std::cout;
+  if (stage == "forward") {
+    ir::print(*model.forward, std::cout, print);
+    return 0;
+  }
+  GraphStage graphStage = stage == "train"       ? GraphStage::Train
+                          : stage == "inference" ? GraphStage::Inference
+                                                 : GraphStage::Optimized;
+  if ((stage == "llvm" || stage == "llvm-opt" || stage == "asm") && kernel == "eval")
+    graphStage = GraphStage::Inference;
+  std::unique_ptr<ir::Graph> graph = buildStage(*model.forward, graphStage, diags, pipeline);
+  if (!graph)
+    return 1;
+  if (stage == "train" || stage == "optimized" || stage == "inference") {
+    if (!pipeline.printAfterEach)
+      ir::print(*graph, std::cout, print);
+    return 0;
+  }
+  codegen::CodegenOptions codegenOptions;
+  codegenOptions.cpu = values["cpu"].as<std::string>();
+  std::string text, error;
+  bool ok = stage == "asm" ? codegen::emitAssembly(*graph, kernel, codegenOptions, text, error)
+                           : codegen::emitLLVMIR(*graph, kernel, codegenOptions,
+                                                 stage == "llvm-opt", text, error);
+  if (!ok)
+    return fail(error);
+  std::cout << text;
+  return 0;
+}
+
+int runOpt(const std::vector<std::string> &args) {
+  po::options_description options("opt options");
+  options.add_options()("pass", po::value<std::string>()->default_value(""),
+                        "comma-separated passes to run in order (see --list-passes)")(
+      "list-passes", "list the passes and exit")("no-loc", "do not print loc(...) after each op")(
+      "print-after-all", "print the graph after every pass");
+  po::variables_map values;
+  // --list-passes needs no file.
+  if (std::find(args.begin(), args.end(), "--list-passes") != args.end()) {
+    for (const passes::PassInfo &info : passes::allPasses())
+      std::cout << fmt::format("  {:<14} {}\n", info.name, info.description);
+    return 0;
+  }
+  if (int status =
+          parseOptions("opt", "FILE.gir [--pass=P1,P2,...] [options]", options, args, values);
+      status >= 0)
+    return status;
+  SourceManager sources;
+  Diagnostics diags(&sources);
+  const std::string *file = nullptr;
+  if (!readSourceFile(values["file"].as<std::string>(), "IR file", sources, diags, &file))
+    return 1;
+  std::unique_ptr<ir::Graph> graph = ir::parseGraph(sources.text(file), file, diags);
+  if (!graph)
+    return 1;
+  ir::PrintOptions print;
+  print.locations = !values.count("no-loc");
+  passes::PipelineOptions pipeline;
+  pipeline.printLocations = print.locations;
+  if (values.count("print-after-all"))
+    pipeline.printAfterEach = &std::cout;
+  std::vector<std::string> names = passes::splitPassList(values["pass"].as<std::string>());
+  if (!passes::runPipeline(*graph, names, diags, pipeline))
+    return 1;
+  if (!pipeline.printAfterEach || names.empty())
+    ir::print(*graph, std::cout, print);
+  return 0;
+}
+
+} // namespace gradc::tool
