@@ -79,7 +79,9 @@ void Diagnostics::report(Severity severity, SourceLoc loc, std::string_view mess
     ++errors_;
   std::string prefix = loc.valid() ? loc.str() : (loc.file ? *loc.file : std::string("gradc"));
   *out_ << fmt::format("{}: {}: {}\n", prefix, label, message);
-  if (!loc.valid() || !sources_)
+  // Quote the line only for files the compiler read (an IR file may carry
+  // locations in a model file that is not at hand).
+  if (!loc.valid() || !sources_ || sources_->text(loc.file).empty())
     return;
   std::string_view line = sources_->lineText(loc);
   if (line.empty() && loc.col <= 1)

@@ -47,7 +47,9 @@ bool verify(const Graph &graph, Diagnostics &diags) {
     const Node &node = *graph.nodes()[i];
     const OpInfo &info = node.info();
     auto error = [&](const std::string &message) {
-      diags.error(node.loc, fmt::format("'{}' %{}: {}", info.mnemonic, node.name, message));
+      diags.error(node.loc, node.hasResult()
+                                ? fmt::format("'{}' %{}: {}", info.mnemonic, node.name, message)
+                                : fmt::format("'{}': {}", info.mnemonic, message));
     };
     if (node.hasResult() && !names.insert(node.name).second)
       error("the name is defined twice");
@@ -88,7 +90,7 @@ bool verify(const Graph &graph, Diagnostics &diags) {
     }
     if (node.is(OpKind::Update) && operandsOk && !node.operands[0]->is(OpKind::Param) &&
         !node.operands[0]->is(OpKind::State))
-      error(fmt::format("can only write a param or state, %{} is a '{}'",
+      error(fmt::format("can only write a param or state, not %{} ('{}')",
                         node.operands[0]->name, node.operands[0]->mnemonic()));
     if (node.gradOf && !position.count(node.gradOf) && node.gradOf != &node) {
       // A gradient may name a value defined later only if it is in the graph.

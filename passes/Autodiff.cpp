@@ -93,7 +93,11 @@ void AutodiffPass::finalize(Graph &graph, Node *value) {
   std::vector<Node *> nodes;
   Node *last = nullptr;
   for (const Contribution &part : state.parts) {
-    if (part.grad.node && (!last || graph.indexOf(part.grad.node) > graph.indexOf(last)))
+    // Only backward nodes count: a contribution may be a forward value
+    // itself (d(t*t)/dt with adjoint 1 is t), and sums belong after the
+    // forward part.
+    if (part.grad.node && backwardNodes_.count(part.grad.node) &&
+        (!last || graph.indexOf(part.grad.node) > graph.indexOf(last)))
       last = part.grad.node;
     if (part.grad.isConstant())
       constant += part.grad.constant;

@@ -1,0 +1,139 @@
+//===- test/unit/ir/IRTest.cpp - Printer, parser, shapes, interpreter -----===//
+#include "ir/Diagnostics.h"
+#include "ir/Graph.h"
+#include "ir/IRParser.h"
+#include "ir/Interpreter.h"
+#include "ir/Printer.h"
+#include "passes/MemoryPlan.h"
+#include "test/support/OpSamples.h"
+
+#include <gtest/gtest.h>
+#include <sstream>
+
+using namespace gradc;
+using namespace gradc::ir;
+
+namespace {
+
+std::unique_ptr<Graph> parse(const std::string &text, std::string *errors = nullptr) {
+  static SourceManager sources;
+  const std::string *file = sources.add("test.gir", text);
+  std::ostringstream out;
+  Diagnostics diags(&sources, out);
+  auto graph = parseGraph(sources.text(file), file, diags);
+  if (errors)
+    *errors = out.str();
+  return graph;
+}
+
+// Every op of the table prints and parses back to the same text.
+TEST(IRRoundTrip, EveryOpSample) {
+  int checked = 0;
+  for (const OpInfo &info : allOps()) {
+    for (const test::OpSample &sample : test::samplesFor(info.kind)) {
+      auto graph = test::buildSampleGraph(info.kind, sample);
+      std::string text = toString(*graph);
+      std::string errors;
+      auto reparsed = parse(text, &errors);
+      ASSERT_NE(reparsed, nullptr) << info.mnemonic << " " << sample.label << "\n"
+                                   << text << errors;
+      EXPECT_EQ(toString(*reparsed), text);
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 40);
+}
+
+TEST(ShapeRules, MatmulReportsInnerDimensions) {
+  Type a = Type::f32({5, 4}), b = Type::f32({3});
+  const Type *operands[] = {&a, &b};
+  TypeResult r = inferType(OpKind::MatMul, operands, {}, nullptr);
+  ASSERT_FALSE(r.type);
+  EXPECT_EQ(r.error, "matmul of f32[5,4] and f32[3]: inner dimensions 4 and 3 differ");
+  EXPECT_EQ(r.operand, 1);
+}
+
+TEST(ShapeRules, BroadcastFollowsNumPy) {
+  EXPECT_EQ(*broadcastShapes({2, 1, 3}, {4, 3}), (Shape{2, 4, 3}));
+  EXPECT_EQ(*broadcastShapes({}, {4}), (Shape{4}));
+  EXPECT_FALSE(broadcastShapes({4}, {3}));
+}
+
+TEST(ShapeRules, ReduceRemovesAxes) {
+  Type x = Type::f32({2, 3, 4});
+  const Type *operands[] = {&x};
+  Attrs attrs;
+  attrs.axes = {0, 2};
+  EXPECT_EQ(*inferType(OpKind::Sum, operands, attrs, nullptr).type, Type::f32({3}));
+  attrs.axes = {2, 0};
+  EXPECT_EQ(inferType(OpKind::Sum, operands, attrs, nullptr).error,
+            "axes must be listed in increasing order");
+  attrs.axes = {3};
+  EXPECT_EQ(inferType(OpKind::Sum, operands, attrs, nullptr).error,
+            "axis 3 is out of range for a value of rank 3");
+}
+
+TEST(Interpreter, ComputesTheLectureForwardPass) {
+  auto graph = parse(R"(graph @g (forward) optimizer=sgd {
+forward:
+  %x = input : f32[2]
+  %W = param {init=zeros} : f32[2,2]
+  %z = matmul %W, %x : f32[2]
+  %h = relu %z : f32[2]
+  %y = target : f32[2]
+  %L = squared_error %h, %y {scale=0.5} : f32[]
+  return loss=%L
+}
+)");
+  ASSERT_NE(graph, nullptr);
+  Interpreter interp(*graph);
+  interp.bind(graph->find("x"), Tensor(Type::f32({2}), {1, 2}));
+  interp.bind(graph->find("W"), Tensor(Type::f32({2, 2}), {1, -1, 0.5, 2}));
+  interp.bind(graph->find("y"), Tensor(Type::f32({2}), {0, 1}));
+  std::string error;
+  ASSERT_TRUE(interp.run(&error)) << error;
+  // z = [1 - 2, 0.5 + 4] = [-1, 4.5]; h = [0, 4.5]; L = (0 + 3.5^2) / 2.
+  EXPECT_EQ(interp.value(graph->find("z")).data, (std::vector<double>{-1, 4.5}));
+  EXPECT_DOUBLE_EQ(interp.output("loss")->data[0], 6.125);
+}
+
+TEST(Interpreter, UnboundLeafIsAnError) {
+  auto graph = parse("graph @g (forward) optimizer=sgd {\n  %x = input : f32[2]\n  return "
+                     "loss=%x\n}\n");
+  ASSERT_NE(graph, nullptr);
+  Interpreter interp(*graph);
+  std::string error;
+  EXPECT_FALSE(interp.run(&error));
+  EXPECT_EQ(error, "no value was given for input %x");
+}
+
+TEST(MemoryPlan, LiveValuesNeverShareBytes) {
+  // A chain with a long-lived value (a) and short-lived temporaries.
+  auto graph = parse(R"(graph @g (forward) optimizer=sgd {
+forward:
+  %x = input : f32[64]
+  %a = exp %x : f32[64]
+  %b = relu %a : f32[64]
+  %c = tanh %b : f32[64]
+  %d = neg %c : f32[64]
+  %e = add %d, %a : f32[64]
+  %L = sumsq %e : f32[]
+  return loss=%L
+}
+)");
+  ASSERT_NE(graph, nullptr);
+  passes::MemoryPlan plan = passes::planMemory(*graph);
+  for (const auto &p : plan.buffers)
+    for (const auto &q : plan.buffers) {
+      if (&p == &q || p.external || q.external)
+        continue;
+      bool overlapInTime = !(p.lastUse < q.firstDef || q.lastUse < p.firstDef);
+      bool overlapInBytes = p.offset < q.offset + q.bytes && q.offset < p.offset + p.bytes;
+      EXPECT_FALSE(overlapInTime && overlapInBytes) << p.value->name << " and " << q.value->name;
+      EXPECT_EQ(p.offset % passes::kArenaAlignment, 0);
+    }
+  EXPECT_LT(plan.arenaBytes, plan.noReuseBytes);
+  EXPECT_TRUE(plan.of(graph->find("L")).external); // a result lives in a caller buffer
+}
+
+} // namespace
