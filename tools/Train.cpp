@@ -1,0 +1,141 @@
+//===- tools/Train.cpp - gradc train --------------------------------------===//
+//
+// JIT-compiles the model's training step (the optimized training graph) and
+// its evaluation (the inference graph: dropout off), then hands both to the
+// runtime's training driver.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/Codegen.h"
+#include "runtime/Data.h"
+#include "runtime/Trainer.h"
+#include "tools/Commands.h"
+#include "tools/Driver.h"
+#include "tools/Options.h"
+
+#include <chrono>
+#include <cmath>
+#include <fmt/format.h>
+#include <iostream>
+
+namespace gradc::tool {
+
+namespace {
+
+/// The dimensions of one example of a kernel buffer (without the batch).
+std::vector<int64_t> exampleDims(const rt::TensorSpec &spec, int64_t batch) {
+  std::vector<int64_t> dims = spec.dims;
+  if (batch != 0 && !dims.empty())
+    dims.erase(dims.begin());
+  return dims;
+}
+
+} // namespace
+
+int runTrain(const std::vector<std::string> &args) {
+  po::options_description options("train options");
+  options.add_options()("epochs", po::value<int64_t>()->default_value(10), "passes over the data")(
+      "seed", po::value<uint64_t>()->default_value(1),
+      "seed of the initial weights, the data, the shuffling and the dropout masks")(
+      "lr", po::value<float>()->default_value(0.01f), "learning rate")(
+      "metrics", po::value<std::string>(), "write one CSV row per epoch to this file")(
+      "data", po::value<std::string>()->default_value("synthetic"),
+      "synthetic: a regression set drawn from a fixed random teacher network")(
+      "examples", po::value<int64_t>()->default_value(2000),
+      "size of the synthetic data set (a fifth of it is held out for testing)")(
+      "batch", po::value<int64_t>(), "batch size for models that use 'batch'")(
+      "threads", po::value<int>()->default_value(0), "worker threads (0: all cores)");
+  po::variables_map values;
+  if (int status = parseOptions("train", "FILE.grad [options]", options, args, values);
+      status >= 0)
+    return status;
+  int64_t epochs = values["epochs"].as<int64_t>();
+  int64_t examples = values["examples"].as<int64_t>();
+  float lr = values["lr"].as<float>();
+  if (epochs < 0)
+    return fail(fmt::format("--epochs must be >= 0, got {}", epochs));
+  if (examples < 2)
+    return fail(fmt::format("--examples must be at least 2, got {}", examples));
+  if (!(lr > 0) || !std::isfinite(lr))
+    return fail(fmt::format("--lr must be a positive number, got {}", lr));
+  if (values["data"].as<std::string>() != "synthetic")
+    return fail(fmt::format("unknown data set '{}'; expected synthetic",
+                            values["data"].as<std::string>()));
+
+  SourceManager sources;
+  Diagnostics diags(&sources);
+  LoadedModel model;
+  std::optional<int64_t> batch;
+  if (values.count("batch"))
+    batch = values["batch"].as<int64_t>();
+  if (!loadModel(values["file"].as<std::string>(), batch, false, sources, diags, model))
+    return 1;
+
+  auto compileStart = std::chrono::steady_clock::now();
+  std::unique_ptr<ir::Graph> trainGraph =
+      buildStage(*model.forward, GraphStage::Optimized, diags);
+  std::unique_ptr<ir::Graph> evalGraph = buildStage(*model.forward, GraphStage::Inference, diags);
+  if (!trainGraph || !evalGraph)
+    return 1;
+  std::string error;
+  std::unique_ptr<codegen::Jit> jit = codegen::Jit::create({}, error);
+  if (!jit)
+    return fail(error);
+  rt::KernelSpec step, eval;
+  if (!jit->addKernel(*trainGraph, "train_step", step, error) ||
+      !jit->addKernel(*evalGraph, "eval", eval, error))
+    return fail(error);
+  double compileMs = std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - compileStart)
+                         .count();
+
+  // The data set's shapes come from the model's input and target.
+  const rt::TensorSpec *input = nullptr, *target = nullptr;
+  for (const rt::TensorSpec &spec : step.buffers) {
+    if (spec.role == rt::Role::Input && !input)
+      input = &spec;
+    if (spec.role == rt::Role::Target && !target)
+      target = &spec;
+  }
+  if (!input || !target)
+    return fail(fmt::format("model '{}' needs an input and a target to train on synthetic data",
+                            trainGraph->name));
+  if (target->isInt)
+    return fail("synthetic data is a regression set; the model's target is an integer label");
+  uint64_t seed = values["seed"].as<uint64_t>();
+  rt::Dataset data;
+  try {
+    data = rt::makeSyntheticRegression(examples, exampleDims(*input, step.batch),
+                                       exampleDims(*target, step.batch), seed);
+  } catch (const std::exception &e) {
+    return fail(e.what());
+  }
+  rt::TrainTestSplit split;
+  if (!rt::splitTrainTest(data, 0.2, split, error))
+    return fail(error);
+
+  int64_t weights = 0, params = 0;
+  for (const rt::TensorSpec &spec : step.buffers)
+    if (spec.role == rt::Role::Param) {
+      weights += spec.numel();
+      ++params;
+    }
+  std::cout << fmt::format("training '{}' ({}): {} params, {} weights; {}: {} train / {} test "
+                           "examples; sgd, lr {}, {} epochs, seed {}; JIT {:.0f} ms\n",
+                           trainGraph->name, model.path, params, weights, data.description,
+                           split.train.size, split.test.size, lr, epochs, seed, compileMs);
+
+  rt::TensorStore store(seed);
+  rt::TrainOptions trainOptions;
+  trainOptions.epochs = epochs;
+  trainOptions.seed = seed;
+  trainOptions.lr = lr;
+  trainOptions.threads = values["threads"].as<int>();
+  if (values.count("metrics"))
+    trainOptions.metricsPath = values["metrics"].as<std::string>();
+  std::vector<rt::EpochStats> history;
+  if (!rt::train(step, &eval, store, split.train, split.test, trainOptions, &history, error))
+    return fail(error);
+  return 0;
+}
+
+} // namespace gradc::tool
