@@ -1,0 +1,158 @@
+//===- runtime/Data.cpp - In-memory data sets -----------------------------===//
+//
+// The synthetic teacher is evaluated in double, in a fixed order, with our
+// own tanh, and rounded once to float: the same bits on every machine.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/Data.h"
+#include "runtime/Random.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <stdexcept>
+
+namespace gradc::rt {
+
+namespace {
+
+/// Philox streams (counter word 1) of the synthetic data set, one per
+/// quantity, all in kDataDomain.
+enum SyntheticStream : uint32_t {
+  kStreamW1 = 1,
+  kStreamB1 = 2,
+  kStreamW2 = 3,
+  kStreamFeatures = 4,
+  kStreamNoise = 5,
+};
+
+/// Standard deviation of the teacher's hidden biases: enough to move the
+/// tanh units off centre so the target is not an odd function of x.
+constexpr double kTeacherBiasStddev = 0.5;
+
+int64_t product(const std::vector<int64_t> &dims) {
+  int64_t count = 1;
+  for (int64_t dim : dims)
+    count *= dim;
+  return count;
+}
+
+std::vector<double> normals(int64_t n, double stddev, uint64_t seed, SyntheticStream stream) {
+  std::vector<double> out(static_cast<size_t>(n));
+  forEachStandardNormal(n, seed, stream, kDataDomain,
+                        [&](int64_t i, double z) { out[i] = stddev * z; });
+  return out;
+}
+
+} // namespace
+
+int64_t Dataset::featureSize() const { return product(featureDims); }
+int64_t Dataset::targetSize() const { return product(targetDims); }
+
+std::string Dataset::check() const {
+  if (size < 0)
+    return fmt::format("the data set has a negative size {}", size);
+  auto expect = [&](const char *what, size_t actual, int64_t perExample) -> std::string {
+    if (static_cast<int64_t>(actual) == size * perExample)
+      return "";
+    return fmt::format("the data set has {} examples of {} {} each but {} {} in all", size,
+                       perExample, what, actual, what);
+  };
+  if (std::string e = expect("features", features.size(), featureSize()); !e.empty())
+    return e;
+  if (intTargets)
+    return expect("int targets", targetsI.size(), targetSize());
+  return expect("targets", targetsF.size(), targetSize());
+}
+
+Dataset makeSyntheticRegression(int64_t size, std::vector<int64_t> featureDims,
+                                std::vector<int64_t> targetDims, uint64_t seed, double noise) {
+  if (size < 0)
+    throw std::invalid_argument(
+        fmt::format("synthetic regression: the size must be >= 0, got {}", size));
+  for (const std::vector<int64_t> *dims : {&featureDims, &targetDims})
+    for (int64_t dim : *dims)
+      if (dim <= 0)
+        throw std::invalid_argument(fmt::format(
+            "synthetic regression: dimensions must be positive, got [{}]", fmt::join(*dims, ",")));
+  if (!std::isfinite(noise) || noise < 0)
+    throw std::invalid_argument(
+        fmt::format("synthetic regression: the noise must be finite and >= 0, got {}", noise));
+
+  Dataset data;
+  data.size = size;
+  data.featureDims = std::move(featureDims);
+  data.targetDims = std::move(targetDims);
+  const int64_t in = data.featureSize(), out = data.targetSize(), hidden = kTeacherHidden;
+  data.description = fmt::format(
+      "synthetic regression: {} examples, x ~ N(0, 1)^[{}], y{} = W2 tanh(W1 x + b1) + "
+      "{} N(0, 1), teacher hidden {}, seed {}",
+      size, fmt::join(data.featureDims, ","),
+      data.targetDims.empty() ? "" : fmt::format("[{}]", fmt::join(data.targetDims, ",")), noise,
+      hidden, seed);
+
+  std::vector<double> w1 = normals(hidden * in, 1 / std::sqrt(double(in)), seed, kStreamW1);
+  std::vector<double> b1 = normals(hidden, kTeacherBiasStddev, seed, kStreamB1);
+  std::vector<double> w2 = normals(out * hidden, 1 / std::sqrt(double(hidden)), seed, kStreamW2);
+
+  data.features.resize(static_cast<size_t>(size * in));
+  forEachStandardNormal(size * in, seed, kStreamFeatures, kDataDomain,
+                        [&](int64_t i, double z) { data.features[i] = float(z); });
+  data.targetsF.resize(static_cast<size_t>(size * out));
+  forEachStandardNormal(size * out, seed, kStreamNoise, kDataDomain,
+                        [&](int64_t i, double z) { data.targetsF[i] = float(noise * z); });
+
+  // The teacher sees the stored (float) features, so y is a function of
+  // exactly what the model sees.
+  std::vector<double> h(static_cast<size_t>(hidden));
+  for (int64_t example = 0; example < size; ++example) {
+    const float *x = &data.features[example * in];
+    for (int64_t k = 0; k < hidden; ++k) {
+      double pre = b1[k];
+      for (int64_t j = 0; j < in; ++j)
+        pre += w1[k * in + j] * double(x[j]);
+      h[k] = reproducibleTanh(pre);
+    }
+    float *y = &data.targetsF[example * out];
+    for (int64_t o = 0; o < out; ++o) {
+      double value = 0;
+      for (int64_t k = 0; k < hidden; ++k)
+        value += w2[o * hidden + k] * h[k];
+      y[o] = float(value + double(y[o]));
+    }
+  }
+  return data;
+}
+
+Dataset sliceDataset(const Dataset &data, int64_t begin, int64_t end) {
+  begin = std::clamp<int64_t>(begin, 0, data.size);
+  end = std::clamp<int64_t>(end, begin, data.size);
+  Dataset slice;
+  slice.size = end - begin;
+  slice.featureDims = data.featureDims;
+  slice.targetDims = data.targetDims;
+  slice.intTargets = data.intTargets;
+  slice.description = fmt::format("{} [examples {}..{})", data.description, begin, end);
+  int64_t fs = data.featureSize(), ts = data.targetSize();
+  slice.features.assign(data.features.begin() + begin * fs, data.features.begin() + end * fs);
+  if (data.intTargets)
+    slice.targetsI.assign(data.targetsI.begin() + begin * ts, data.targetsI.begin() + end * ts);
+  else
+    slice.targetsF.assign(data.targetsF.begin() + begin * ts, data.targetsF.begin() + end * ts);
+  return slice;
+}
+
+bool splitTrainTest(const Dataset &data, double testFraction, TrainTestSplit &out,
+                    std::string &error) {
+  if (!(testFraction >= 0 && testFraction <= 1)) {
+    error = fmt::format("the test fraction must be in [0, 1], got {}", testFraction);
+    return false;
+  }
+  int64_t trainSize = std::llround((1 - testFraction) * double(data.size));
+  out.train = sliceDataset(data, 0, trainSize);
+  out.test = sliceDataset(data, trainSize, data.size);
+  return true;
+}
+
+} // namespace gradc::rt

@@ -1,0 +1,68 @@
+//===- runtime/Data.h - In-memory data sets ---------------------*- C++ -*-===//
+//
+// A Dataset is a block of examples in memory, example-major: example i's
+// features are features[i * featureSize(), (i + 1) * featureSize()).  The
+// trainer copies examples from here into a kernel's input buffers.
+//
+// makeSyntheticRegression gives a data set that needs no download and is the
+// same bits everywhere (Philox + our Box-Muller + our tanh, runtime/Random.h):
+// the smoke test of every training path.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gradc::rt {
+
+struct Dataset {
+  int64_t size = 0;                 ///< number of examples
+  std::vector<int64_t> featureDims; ///< shape of one example's features
+  std::vector<int64_t> targetDims;  ///< shape of one target; {} for a scalar or a class label
+  bool intTargets = false;          ///< class labels (targetsI) instead of values (targetsF)
+  std::vector<float> features;      ///< size * featureSize()
+  std::vector<float> targetsF;      ///< size * targetSize() when !intTargets
+  std::vector<int32_t> targetsI;    ///< size * targetSize() when intTargets
+  std::string description;          ///< one line for logs: where the data came from
+
+  /// Elements per example: the product of featureDims (1 for {}).
+  int64_t featureSize() const;
+  /// Elements per target: the product of targetDims (1 for {}).
+  int64_t targetSize() const;
+  bool empty() const { return size == 0; }
+  /// An empty string when the vectors have the sizes the dims promise;
+  /// otherwise what is wrong.
+  std::string check() const;
+};
+
+/// Default noise of makeSyntheticRegression, relative to targets of about
+/// unit scale.
+inline constexpr double kDefaultRegressionNoise = 0.05;
+/// Hidden width of the teacher network of makeSyntheticRegression.
+inline constexpr int64_t kTeacherHidden = 16;
+
+/// `size` examples of x ~ N(0, I) with shape featureDims and
+/// y = W2 tanh(W1 x + b1) + noise * N(0, I) with shape targetDims, from a
+/// teacher network drawn from `seed`: W1 [16, d_in] ~ N(0, 1/d_in),
+/// b1 [16] ~ N(0, 1/4), W2 [d_out, 16] ~ N(0, 1/16).  Bit-reproducible.
+/// Throws std::invalid_argument for a negative size, a non-positive
+/// dimension or a negative / non-finite noise.
+Dataset makeSyntheticRegression(int64_t size, std::vector<int64_t> featureDims,
+                                std::vector<int64_t> targetDims, uint64_t seed,
+                                double noise = kDefaultRegressionNoise);
+
+/// Examples [begin, end) of `data` (clamped to [0, size]).
+Dataset sliceDataset(const Dataset &data, int64_t begin, int64_t end);
+
+struct TrainTestSplit {
+  Dataset train, test;
+};
+/// The first round((1 - testFraction) * size) examples for training, the
+/// rest for testing, in order (shuffle an ordered data set first).  Returns
+/// false and sets `error` when testFraction is not in [0, 1].
+bool splitTrainTest(const Dataset &data, double testFraction, TrainTestSplit &out,
+                    std::string &error);
+
+} // namespace gradc::rt

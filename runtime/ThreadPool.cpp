@@ -1,0 +1,213 @@
+//===- runtime/ThreadPool.cpp - Fixed pool for static parallel loops ------===//
+//
+// One job at a time, broadcast through a generation counter:
+//   caller: write the job, ++generation, wake sleepers, run chunk 0,
+//           wait until done == generation * workers;
+//   worker: wait until generation changes, run its chunk (if the job has
+//           one for it), ++done, wake the caller if it sleeps.
+// Every worker acknowledges every job, even one with no chunk for it, so the
+// caller never rewrites the job while a slow worker may still be reading it.
+//
+// Waiting is spin-then-sleep on both sides.  The sleep is std::atomic::wait
+// (a futex on Linux); a sleeper first announces itself in a counter, and
+// the waker only pays for notify when that counter is non-zero.  Both sides
+// use sequentially consistent accesses for the announce/check pairs (the
+// Dekker pattern), so a wake-up is never lost.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/ThreadPool.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace gradc::rt {
+
+namespace {
+
+/// True on a thread while it runs a loop body: nested loops run serially.
+thread_local bool tlInsideParallelRegion = false;
+
+/// Busy-wait iterations between two clock reads; reading the clock on every
+/// iteration would cost more than the pause itself.
+constexpr int kSpinIterationsPerClockRead = 64;
+
+/// Tells the CPU we are spinning (frees pipeline resources for the sibling
+/// hyperthread and saves power).
+inline void cpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+/// Spins until `done()` or until `budget` has passed; returns done().  The
+/// clock is first read after one round of spinning, so a wait that ends at
+/// once (the common case between back-to-back loops) never pays for it.
+template <typename Pred> bool spinUntil(Pred done, std::chrono::nanoseconds budget) {
+  if (budget.count() <= 0)
+    return done();
+  std::chrono::steady_clock::time_point deadline{};
+  for (bool first = true;; first = false) {
+    for (int i = 0; i < kSpinIterationsPerClockRead; ++i) {
+      if (done())
+        return true;
+      cpuRelax();
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (first)
+      deadline = now + budget;
+    else if (now >= deadline)
+      return done();
+    // With more threads than cores, let the thread we wait for run.
+    std::this_thread::yield();
+  }
+}
+
+/// Sets the nesting flag for the current scope, restoring the old value.
+class ParallelRegionScope {
+public:
+  ParallelRegionScope() : previous_(tlInsideParallelRegion) { tlInsideParallelRegion = true; }
+  ~ParallelRegionScope() { tlInsideParallelRegion = previous_; }
+
+private:
+  bool previous_;
+};
+
+} // namespace
+
+ThreadPool::ThreadPool(int threads, std::chrono::nanoseconds spin) : spin_(spin) {
+  if (threads <= 0)
+    threads = static_cast<int>(std::thread::hardware_concurrency());
+  threadCount_ = std::max(threads, 1);
+  workers_.reserve(threadCount_ - 1);
+  for (int i = 0; i + 1 < threadCount_; ++i)
+    workers_.emplace_back([this, i] { workerLoop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  std::lock_guard<std::mutex> lock(callMutex_);
+  job_.stop.store(true, std::memory_order_relaxed);
+  job_.generation.fetch_add(1, std::memory_order_seq_cst);
+  job_.generation.notify_all();
+  for (std::thread &worker : workers_)
+    worker.join();
+}
+
+int ThreadPool::chunkCount(int64_t n, int threads) {
+  if (n <= 0)
+    return 0;
+  return static_cast<int>(std::min<int64_t>(n, std::max(threads, 1)));
+}
+
+ChunkRange ThreadPool::chunk(int64_t n, int chunks, int index) {
+  int64_t base = n / chunks, extra = n % chunks;
+  int64_t begin = index * base + std::min<int64_t>(index, extra);
+  return {begin, begin + base + (index < extra ? 1 : 0)};
+}
+
+bool ThreadPool::insideParallelRegion() { return tlInsideParallelRegion; }
+
+void ThreadPool::runChunk(int index) noexcept {
+  ChunkRange range = chunk(job_.n, job_.chunks, index);
+  try {
+    job_.body(job_.closure, range.begin, range.end);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(errorMutex_);
+    if (!error_)
+      error_ = std::current_exception();
+  }
+}
+
+void ThreadPool::parallelFor(int64_t n, gradc_loop_body body, void *closure) {
+  if (n <= 0)
+    return;
+  int chunks = chunkCount(n, threadCount_);
+  if (chunks == 1 || tlInsideParallelRegion) {
+    ParallelRegionScope scope;
+    body(closure, 0, n);
+    return;
+  }
+
+  std::lock_guard<std::mutex> lock(callMutex_);
+  job_.body = body;
+  job_.closure = closure;
+  job_.n = n;
+  job_.chunks = chunks;
+  // Publishes the job (release) and, with the load below, pairs with a
+  // worker's "announce sleep, re-check generation" in waitForNewJob.
+  uint32_t generation = job_.generation.fetch_add(1, std::memory_order_seq_cst) + 1;
+  if (job_.sleepingWorkers.load(std::memory_order_seq_cst) != 0)
+    job_.generation.notify_all();
+
+  {
+    ParallelRegionScope scope;
+    runChunk(0);
+  }
+  waitForWorkers(generation * static_cast<uint32_t>(threadCount_ - 1));
+
+  if (error_) {
+    std::exception_ptr error = std::exchange(error_, nullptr);
+    std::rethrow_exception(error);
+  }
+}
+
+void ThreadPool::waitForWorkers(uint32_t target) {
+  auto allDone = [&] { return job_.done.load(std::memory_order_acquire) == target; };
+  if (spinUntil(allDone, spin_))
+    return;
+  job_.callerSleeping.store(true, std::memory_order_seq_cst);
+  for (uint32_t done; (done = job_.done.load(std::memory_order_seq_cst)) != target;)
+    job_.done.wait(done, std::memory_order_seq_cst);
+  job_.callerSleeping.store(false, std::memory_order_relaxed);
+}
+
+uint32_t ThreadPool::waitForNewJob(uint32_t seen, std::chrono::nanoseconds spin) {
+  uint32_t generation = seen;
+  auto newJob = [&] {
+    generation = job_.generation.load(std::memory_order_acquire);
+    return generation != seen;
+  };
+  if (spinUntil(newJob, spin))
+    return generation;
+  job_.sleepingWorkers.fetch_add(1, std::memory_order_seq_cst);
+  while ((generation = job_.generation.load(std::memory_order_seq_cst)) == seen)
+    job_.generation.wait(seen, std::memory_order_seq_cst);
+  job_.sleepingWorkers.fetch_sub(1, std::memory_order_relaxed);
+  return generation;
+}
+
+void ThreadPool::workerLoop(int workerIndex) {
+  // A worker only ever runs loop bodies, so any loop it starts is nested.
+  tlInsideParallelRegion = true;
+  // (Not workers_.size(): the constructor may still be adding workers.)
+  const uint32_t workerCount = static_cast<uint32_t>(threadCount_ - 1);
+  const std::chrono::nanoseconds spin = spin_;
+  uint32_t seen = 0;
+  for (;;) {
+    seen = waitForNewJob(seen, spin);
+    if (job_.stop.load(std::memory_order_relaxed))
+      return;
+    // Worker i runs chunk i + 1: the caller runs chunk 0.
+    int index = workerIndex + 1;
+    if (index < job_.chunks)
+      runChunk(index);
+    // Acknowledge (release: our chunk's writes and our reads of the job
+    // happen before the caller returns or writes the next job).
+    uint32_t done = job_.done.fetch_add(1, std::memory_order_seq_cst) + 1;
+    if (done == seen * workerCount && job_.callerSleeping.load(std::memory_order_seq_cst))
+      job_.done.notify_one();
+  }
+}
+
+} // namespace gradc::rt
+
+extern "C" void gradc_parallel_for(void *pool, int64_t n, gradc_loop_body body, void *closure) {
+  if (n <= 0)
+    return;
+  if (pool == nullptr) {
+    body(closure, 0, n);
+    return;
+  }
+  static_cast<gradc::rt::ThreadPool *>(pool)->parallelFor(n, body, closure);
+}

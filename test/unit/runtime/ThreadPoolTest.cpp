@@ -1,0 +1,217 @@
+//===- test/unit/runtime/ThreadPoolTest.cpp - Static parallel loops -------===//
+//
+// The partition, the caller running chunk 0, nesting, many tiny calls
+// (with the measured per-call latency printed), the C entry point.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/ThreadPool.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <gtest/gtest.h>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+using namespace gradc::rt;
+
+namespace {
+
+TEST(ThreadPool, PartitionIsContiguousAndBalanced) {
+  for (int64_t n : {1, 2, 3, 7, 8, 100, 1001}) {
+    for (int threads : {1, 2, 3, 4, 16}) {
+      int chunks = ThreadPool::chunkCount(n, threads);
+      EXPECT_EQ(chunks, std::min<int64_t>(n, threads));
+      int64_t next = 0;
+      for (int i = 0; i < chunks; ++i) {
+        ChunkRange range = ThreadPool::chunk(n, chunks, i);
+        EXPECT_EQ(range.begin, next) << "n " << n << " chunk " << i;
+        // The first n % chunks chunks have one more element.
+        EXPECT_EQ(range.end - range.begin, n / chunks + (i < n % chunks ? 1 : 0));
+        next = range.end;
+      }
+      EXPECT_EQ(next, n);
+    }
+  }
+  EXPECT_EQ(ThreadPool::chunkCount(0, 4), 0);
+  // The boundaries are a function of (n, chunks) alone: pinned.
+  EXPECT_EQ(ThreadPool::chunk(10, 4, 0).end, 3);
+  EXPECT_EQ(ThreadPool::chunk(10, 4, 1).end, 6);
+  EXPECT_EQ(ThreadPool::chunk(10, 4, 2).end, 8);
+  EXPECT_EQ(ThreadPool::chunk(10, 4, 3).end, 10);
+}
+
+TEST(ThreadPool, RunsTheStaticChunksAndTheCallerRunsChunkZero) {
+  for (int threads : {1, 2, 3, 4}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.threads(), threads);
+    for (int64_t n : {1, 2, 5, 1000}) {
+      std::mutex mutex;
+      std::map<int64_t, std::pair<int64_t, std::thread::id>> ranges; // begin -> (end, thread)
+      std::vector<std::atomic<int>> visits(n);
+      pool.parallelFor(n, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i)
+          visits[i].fetch_add(1);
+        std::lock_guard<std::mutex> lock(mutex);
+        ranges[begin] = {end, std::this_thread::get_id()};
+      });
+      int chunks = ThreadPool::chunkCount(n, threads);
+      ASSERT_EQ(static_cast<int>(ranges.size()), chunks) << "threads " << threads << " n " << n;
+      for (int i = 0; i < chunks; ++i) {
+        ChunkRange expected = ThreadPool::chunk(n, chunks, i);
+        ASSERT_EQ(ranges.count(expected.begin), 1u);
+        EXPECT_EQ(ranges[expected.begin].first, expected.end);
+      }
+      EXPECT_EQ(ranges[0].second, std::this_thread::get_id());
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_EQ(visits[i].load(), 1);
+    }
+  }
+}
+
+TEST(ThreadPool, NestedCallsRunSerially) {
+  ThreadPool pool(4);
+  std::atomic<int64_t> total{0};
+  std::atomic<int> nestedCalls{0};
+  pool.parallelFor(8, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      // From inside a body: one serial call over the whole range.
+      pool.parallelFor(100, [&](int64_t b, int64_t e) {
+        EXPECT_EQ(b, 0);
+        EXPECT_EQ(e, 100);
+        EXPECT_TRUE(ThreadPool::insideParallelRegion());
+        nestedCalls.fetch_add(1);
+        total.fetch_add(e - b);
+      });
+    }
+  });
+  EXPECT_EQ(nestedCalls.load(), 8);
+  EXPECT_EQ(total.load(), 800);
+  EXPECT_FALSE(ThreadPool::insideParallelRegion());
+}
+
+struct CountClosure {
+  std::atomic<int64_t> *sum;
+};
+
+void addRange(void *closure, int64_t begin, int64_t end) {
+  static_cast<CountClosure *>(closure)->sum->fetch_add(end - begin, std::memory_order_relaxed);
+}
+
+TEST(ThreadPool, CEntryPoint) {
+  std::atomic<int64_t> sum{0};
+  CountClosure closure{&sum};
+  // NULL pool: one call on the caller.
+  gradc_parallel_for(nullptr, 10, addRange, &closure);
+  EXPECT_EQ(sum.load(), 10);
+  ThreadPool pool(3);
+  gradc_parallel_for(&pool, 1000, addRange, &closure);
+  EXPECT_EQ(sum.load(), 1010);
+  gradc_parallel_for(&pool, 0, addRange, &closure);
+  gradc_parallel_for(&pool, -5, addRange, &closure);
+  EXPECT_EQ(sum.load(), 1010);
+}
+
+TEST(ThreadPool, PerChunkReductionIsReproducible) {
+  // A kernel that sums per chunk and then adds the partial sums in chunk
+  // order gets the same bits every time on the same thread count.
+  const int64_t n = 100003;
+  std::vector<float> values(n);
+  for (int64_t i = 0; i < n; ++i)
+    values[i] = 1.0f / float(i + 1);
+  ThreadPool pool(3);
+  auto reduce = [&] {
+    int chunks = ThreadPool::chunkCount(n, pool.threads());
+    std::vector<float> partial(chunks);
+    pool.parallelFor(n, [&](int64_t begin, int64_t end) {
+      float sum = 0;
+      for (int64_t i = begin; i < end; ++i)
+        sum += values[i];
+      for (int c = 0; c < chunks; ++c)
+        if (ThreadPool::chunk(n, chunks, c).begin == begin)
+          partial[c] = sum;
+    });
+    float total = 0;
+    for (float p : partial)
+      total += p;
+    return total;
+  };
+  float first = reduce();
+  for (int run = 0; run < 20; ++run)
+    EXPECT_EQ(reduce(), first);
+}
+
+TEST(ThreadPool, ExceptionsReachTheCaller) {
+  ThreadPool pool(3);
+  EXPECT_THROW(pool.parallelFor(3,
+                                [](int64_t begin, int64_t) {
+                                  if (begin == 2)
+                                    throw std::runtime_error("chunk 2");
+                                }),
+               std::runtime_error);
+  // The pool still works afterwards.
+  std::atomic<int64_t> sum{0};
+  pool.parallelFor(30, [&](int64_t b, int64_t e) { sum.fetch_add(e - b); });
+  EXPECT_EQ(sum.load(), 30);
+}
+
+TEST(ThreadPool, CallsFromSeveralThreadsAreSerialised) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> sum{0};
+  const int kCallsPerThread = 2000;
+  auto hammer = [&] {
+    for (int i = 0; i < kCallsPerThread; ++i)
+      pool.parallelFor(7, [&](int64_t b, int64_t e) { sum.fetch_add(e - b); });
+  };
+  std::thread a(hammer), b(hammer);
+  a.join();
+  b.join();
+  EXPECT_EQ(sum.load(), 2 * kCallsPerThread * 7);
+}
+
+/// A counter alone on its cache line, so counting does not add traffic
+/// between cores to what we measure.
+struct alignas(64) PaddedCounter {
+  int64_t value = 0;
+};
+
+/// Mean wall time per parallelFor(threads) whose body only counts, in ns.
+double measureCallLatency(ThreadPool &pool, int calls, std::chrono::microseconds pause) {
+  std::vector<PaddedCounter> perChunk(pool.threads());
+  auto body = [&](int64_t begin, int64_t end) { perChunk[begin].value += end - begin; };
+  pool.parallelFor(pool.threads(), body); // warm up
+  std::chrono::nanoseconds busy{0};
+  for (int i = 0; i < calls; ++i) {
+    if (pause.count() > 0)
+      std::this_thread::sleep_for(pause);
+    auto start = std::chrono::steady_clock::now();
+    pool.parallelFor(pool.threads(), body);
+    busy += std::chrono::steady_clock::now() - start;
+  }
+  for (const PaddedCounter &counter : perChunk)
+    EXPECT_EQ(counter.value, calls + 1);
+  return double(busy.count()) / calls;
+}
+
+TEST(ThreadPool, ManyTinyCallsAndTheirLatency) {
+  const int threads = std::max(2u, std::min(4u, std::thread::hardware_concurrency()));
+  const int kBackToBackCalls = 20000, kSleepingCalls = 200;
+  ThreadPool spinning(threads);
+  double hot = measureCallLatency(spinning, kBackToBackCalls, std::chrono::microseconds(0));
+  // After a 1 ms pause the workers have gone to sleep: a futex wake-up.
+  double cold = measureCallLatency(spinning, kSleepingCalls, std::chrono::microseconds(1000));
+  ThreadPool sleeping(threads, std::chrono::nanoseconds(0));
+  double noSpin = measureCallLatency(sleeping, kBackToBackCalls / 10, std::chrono::microseconds(0));
+  std::printf("[ latency  ] parallelFor, %d threads, trivial body: %.0f ns back to back "
+              "(spinning workers), %.0f ns after 1 ms idle (sleeping workers), %.0f ns back to "
+              "back with spinning disabled\n",
+              threads, hot, cold, noSpin);
+  // Generous bounds (a loaded CI machine): the point is "microseconds, not milliseconds".
+  EXPECT_LT(hot, 200000.0);
+  EXPECT_LT(cold, 2000000.0);
+}
+
+} // namespace
