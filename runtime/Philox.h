@@ -48,7 +48,9 @@ inline float dropoutUniform(uint64_t seed, uint64_t step, uint32_t stream, uint6
 /// the two differ on a set of probability zero).
 inline float dropoutMaskValue(uint64_t seed, uint64_t step, uint32_t stream, uint64_t index,
                               float p) {
-  return dropoutUniform(seed, step, stream, index) >= p ? 1.0f / (1.0f - p) : 0.0f;
+  // The kept value is 1/(1-p) computed in double and rounded once, exactly
+  // as the interpreter and the generated code compute it.
+  return dropoutUniform(seed, step, stream, index) >= p ? float(1.0 / (1.0 - double(p))) : 0.0f;
 }
 
 } // namespace gradc::rt

@@ -1,0 +1,135 @@
+//===- codegen/KernelBuilder.cpp - IRBuilder with loops and alias scopes --===//
+#include "codegen/KernelBuilder.h"
+
+#include <llvm/IR/MDBuilder.h>
+
+namespace gradc::codegen {
+
+using namespace llvm;
+
+KernelBuilder::KernelBuilder(Function *fn)
+    : context(fn->getContext()), module(*fn->getParent()), function(fn), b(fn->getContext()),
+      f32(Type::getFloatTy(context)), i32(Type::getInt32Ty(context)),
+      i64(Type::getInt64Ty(context)), ptr(PointerType::getUnqual(context)) {
+  // Reassociation lets reductions vectorise and contraction forms FMAs.  No
+  // nnan/ninf: the NaN guard of the training driver relies on NaN reaching
+  // the loss.
+  FastMathFlags flags;
+  flags.setAllowReassoc();
+  flags.setAllowContract();
+  b.setFastMathFlags(flags);
+}
+
+Constant *KernelBuilder::f32Const(double value, Type *like) {
+  return ConstantFP::get(like ? like : f32, static_cast<float>(value));
+}
+
+void KernelBuilder::beginNode(ArrayRef<Value *> bases, StringRef name) {
+  tags_.clear();
+  SmallVector<Value *, 4> distinct;
+  for (Value *base : bases)
+    if (base && std::find(distinct.begin(), distinct.end(), base) == distinct.end())
+      distinct.push_back(base);
+  if (distinct.size() < 2)
+    return; // nothing to tell apart
+  MDBuilder mdb(context);
+  MDNode *domain = mdb.createAnonymousAliasScopeDomain(name);
+  SmallVector<Metadata *, 4> scopes;
+  for (Value *base : distinct)
+    scopes.push_back(mdb.createAnonymousAliasScope(domain, base->getName()));
+  for (size_t i = 0; i < distinct.size(); ++i) {
+    SmallVector<Metadata *, 4> others;
+    for (size_t j = 0; j < distinct.size(); ++j)
+      if (j != i)
+        others.push_back(scopes[j]);
+    tags_[distinct[i]] = {MDNode::get(context, scopes[i]), MDNode::get(context, others)};
+  }
+}
+
+void KernelBuilder::tag(Instruction *inst, Value *base) {
+  auto it = tags_.find(base);
+  if (it == tags_.end())
+    return;
+  inst->setMetadata(LLVMContext::MD_alias_scope, it->second.scope);
+  inst->setMetadata(LLVMContext::MD_noalias, it->second.noalias);
+}
+
+Value *KernelBuilder::load(Value *base, Value *idx, const Twine &name) {
+  Value *address = b.CreateInBoundsGEP(f32, base, idx);
+  LoadInst *load = b.CreateAlignedLoad(f32, address, Align(4), name);
+  tag(load, base);
+  return load;
+}
+
+void KernelBuilder::store(Value *value, Value *base, Value *idx) {
+  Value *address = b.CreateInBoundsGEP(f32, base, idx);
+  StoreInst *store = b.CreateAlignedStore(value, address, Align(4));
+  tag(store, base);
+}
+
+void KernelBuilder::copy(Value *dst, Value *src, int64_t bytes) {
+  auto dstTags = tags_.lookup(dst), srcTags = tags_.lookup(src);
+  // A memcpy both reads and writes: its scopes are those of both sides.
+  MDNode *scope =
+      dstTags.scope && srcTags.scope ? MDNode::concatenate(dstTags.scope, srcTags.scope) : nullptr;
+  b.CreateMemCpy(dst, Align(4), src, Align(4), bytes, /*isVolatile=*/false, /*TBAATag=*/nullptr,
+                 /*TBAAStructTag=*/nullptr, scope, nullptr);
+}
+
+void KernelBuilder::zero(Value *dst, int64_t bytes) {
+  auto tags = tags_.lookup(dst);
+  b.CreateMemSet(dst, b.getInt8(0), bytes, Align(4), /*isVolatile=*/false, /*TBAATag=*/nullptr,
+                 tags.scope, tags.noalias);
+}
+
+Value *KernelBuilder::offset(Value *base, Value *iv, int64_t stride) {
+  if (auto *c = dyn_cast<ConstantInt>(iv); stride == 0 || (c && c->isZero()))
+    return base;
+  Value *scaled = stride == 1 ? iv : b.CreateMul(iv, index(stride), "", true, true);
+  if (auto *c = dyn_cast<ConstantInt>(base); c && c->isZero())
+    return scaled;
+  return b.CreateAdd(base, scaled, "", true, true);
+}
+
+SmallVector<Value *, 2> KernelBuilder::loop(int64_t tripCount, const std::string &name,
+                                            ArrayRef<Value *> init, CarriedBody body) {
+  if (tripCount == 1)
+    return body(index(0), init);
+  // Shapes have positive dimensions, so the body runs at least once: a
+  // bottom-tested loop, the form LLVM's loop passes turn every loop into.
+  BasicBlock *pre = b.GetInsertBlock();
+  BasicBlock *header = BasicBlock::Create(context, name + ".loop", function);
+  b.CreateBr(header);
+  b.SetInsertPoint(header);
+  PHINode *iv = b.CreatePHI(i64, 2, name);
+  iv->addIncoming(index(0), pre);
+  SmallVector<PHINode *, 2> phis;
+  SmallVector<Value *, 2> current;
+  for (Value *value : init) {
+    PHINode *phi = b.CreatePHI(value->getType(), 2, name + ".acc");
+    phi->addIncoming(value, pre);
+    phis.push_back(phi);
+    current.push_back(phi);
+  }
+  SmallVector<Value *, 2> next = body(iv, current);
+  Value *ivNext = b.CreateAdd(iv, index(1), name + ".next", true, true);
+  Value *more = b.CreateICmpULT(ivNext, index(tripCount), name + ".more");
+  BasicBlock *latch = b.GetInsertBlock();
+  BasicBlock *exit = BasicBlock::Create(context, name + ".end", function);
+  b.CreateCondBr(more, header, exit);
+  iv->addIncoming(ivNext, latch);
+  for (size_t i = 0; i < phis.size(); ++i)
+    phis[i]->addIncoming(next[i], latch);
+  b.SetInsertPoint(exit);
+  return next;
+}
+
+void KernelBuilder::loop(int64_t tripCount, const std::string &name,
+                         function_ref<void(Value *iv)> body) {
+  loop(tripCount, name, {}, [&](Value *iv, ArrayRef<Value *>) {
+    body(iv);
+    return SmallVector<Value *, 2>{};
+  });
+}
+
+} // namespace gradc::codegen

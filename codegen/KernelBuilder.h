@@ -1,0 +1,81 @@
+//===- codegen/KernelBuilder.h - IRBuilder with loops and alias scopes -*- C++ -*-===//
+//
+// What every lowering of an op needs besides an IRBuilder:
+//   - counted loops with constant trip counts (shapes are static), named
+//     after the node so the printed IR maps back to the graph;
+//   - the facts that make those loops vectorise without runtime checks: the
+//     memory plan gives every value live at one node its own bytes, so the
+//     loads and stores of one node get scoped-noalias metadata saying that
+//     its operands and its result do not overlap.
+//
+// Private to codegen/, like every header here but Codegen.h, which keeps
+// LLVM out of its users' includes.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <llvm/ADT/DenseMap.h>
+#include <llvm/ADT/SmallVector.h>
+#include <llvm/IR/IRBuilder.h>
+
+#include <string>
+
+namespace gradc::codegen {
+
+class KernelBuilder {
+public:
+  /// Builds into `function`, which must already exist.
+  explicit KernelBuilder(llvm::Function *function);
+
+  llvm::LLVMContext &context;
+  llvm::Module &module;
+  llvm::Function *function;
+  llvm::IRBuilder<> b;
+  llvm::Type *f32, *i32, *i64, *ptr;
+
+  llvm::ConstantInt *index(int64_t value) { return b.getInt64(value); }
+  /// An f32 constant (a splat when `like` is a vector type).
+  llvm::Constant *f32Const(double value, llvm::Type *like = nullptr);
+
+  // --- Memory of the node being lowered. ---------------------------------
+
+  /// Starts the accesses of one node.  `bases` are the storage pointers the
+  /// node reads and writes; distinct pointers are distinct, non-overlapping
+  /// values (the memory plan's guarantee), and accesses through them get
+  /// alias-scope metadata that says so.
+  void beginNode(llvm::ArrayRef<llvm::Value *> bases, llvm::StringRef name);
+  /// Loads f32 element `index` of the storage at `base`.
+  llvm::Value *load(llvm::Value *base, llvm::Value *index, const llvm::Twine &name = "");
+  void store(llvm::Value *value, llvm::Value *base, llvm::Value *index);
+  /// Copies `bytes` bytes (memcpy; never overlapping).
+  void copy(llvm::Value *dst, llvm::Value *src, int64_t bytes);
+  /// Sets `bytes` bytes to zero (which is 0.0f).
+  void zero(llvm::Value *dst, int64_t bytes);
+
+  // --- Loops. -------------------------------------------------------------
+
+  using CarriedBody = llvm::function_ref<llvm::SmallVector<llvm::Value *, 2>(
+      llvm::Value *iv, llvm::ArrayRef<llvm::Value *> carried)>;
+  /// for (iv = 0; iv < tripCount; ++iv) with loop-carried values (e.g. a
+  /// reduction's accumulator): `body` gets their current values and returns
+  /// the next ones; the result is their values after the loop.  The
+  /// induction variable is named `name`, the loop's blocks `name`.loop and
+  /// `name`.end.  A trip count of 1 emits the body once, without a loop.
+  llvm::SmallVector<llvm::Value *, 2> loop(int64_t tripCount, const std::string &name,
+                                           llvm::ArrayRef<llvm::Value *> init, CarriedBody body);
+  void loop(int64_t tripCount, const std::string &name,
+            llvm::function_ref<void(llvm::Value *iv)> body);
+
+  /// base + iv * stride, as an i64 element index; stride 0 gives base.
+  llvm::Value *offset(llvm::Value *base, llvm::Value *iv, int64_t stride);
+
+private:
+  struct AccessTags {
+    llvm::MDNode *scope = nullptr, *noalias = nullptr;
+  };
+  void tag(llvm::Instruction *inst, llvm::Value *base);
+
+  llvm::DenseMap<llvm::Value *, AccessTags> tags_;
+};
+
+} // namespace gradc::codegen

@@ -1,0 +1,500 @@
+//===- codegen/Lowering.cpp - ir::Graph to one LLVM function --------------===//
+//
+// The kernel's entry block loads the context fields and gives every storage
+// location a named pointer (%W1.buf, %loss.out, %h.arena, %lr.hyper); then
+// each node becomes a block of loops over those pointers, and the updates
+// that must wait for the end of the step (KernelLayout) come last.
+//
+// The switch over OpKind has no default: an op added to ir/Ops.def does not
+// build until it is lowered here.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/Lowering.h"
+#include "codegen/Elementwise.h"
+#include "codegen/KernelBuilder.h"
+#include "codegen/KernelLayout.h"
+#include "codegen/MatMul.h"
+#include "codegen/MathApprox.h"
+#include "codegen/PhiloxLowering.h"
+#include "codegen/Reduce.h"
+#include "ir/Graph.h"
+#include "ir/Printer.h"
+
+#include <llvm/IR/AssemblyAnnotationWriter.h>
+#include <llvm/IR/Module.h>
+#include <llvm/Support/FormattedStream.h>
+
+#include <fmt/format.h>
+#include <map>
+#include <unordered_set>
+
+namespace gradc::codegen {
+
+using namespace llvm;
+using ir::Node;
+using ir::OpKind;
+
+namespace {
+
+constexpr const char *kNodeMetadata = "gradc.node";
+
+bool isElementwiseArithmetic(OpKind kind) {
+  const ir::OpInfo &info = ir::opInfo(kind);
+  return (info.traits & ir::TRAIT_ELEMENTWISE) != 0;
+}
+
+class GraphLowering {
+public:
+  GraphLowering(const ir::Graph &graph, const KernelLayout &layout, Function *fn)
+      : graph_(graph), layout_(layout), kb_(fn), b_(kb_.b) {}
+
+  bool run(std::string &error) {
+    for (const auto &owned : graph_.nodes())
+      for (const Node *operand : owned->operands)
+        users_[operand].push_back(owned.get());
+    emitEntry();
+    for (const auto &owned : graph_.nodes()) {
+      const Node &node = *owned;
+      if (node.type.dtype == ir::DType::I32 && !node.isLeaf() && !node.is(OpKind::Reshape) &&
+          !node.is(OpKind::Dropout)) {
+        error = fmt::format("%{}: i32 values can only be fed in and passed through ('{}')",
+                            node.name, node.mnemonic());
+        return false;
+      }
+      lowerNode(node);
+    }
+    emitDeferredUpdates();
+    b_.CreateRetVoid();
+    // The node comment goes on the first instruction of each node's block.
+    unsigned kind = kb_.context.getMDKindID(kNodeMetadata);
+    for (auto &[block, node] : nodeBlocks_) {
+      std::string text = ir::toString(*node, ir::PrintOptions{.locations = false});
+      block->front().setMetadata(kind, MDNode::get(kb_.context, MDString::get(kb_.context, text)));
+    }
+    return true;
+  }
+
+private:
+  // --- Storage. -----------------------------------------------------------
+
+  void emitEntry() {
+    BasicBlock *entry = BasicBlock::Create(kb_.context, "entry", kb_.function);
+    b_.SetInsertPoint(entry);
+    Argument *ctx = kb_.function->getArg(0);
+    ctx->setName("ctx");
+    // runtime/Abi.h: gradc_step_context.
+    StructType *ctxType = StructType::create(
+        kb_.context, {kb_.ptr, kb_.ptr, kb_.i64, kb_.i64, kb_.ptr, kb_.ptr}, "gradc_step_context");
+    auto field = [&](unsigned index, Type *type, const char *name) -> Value * {
+      LoadInst *load = b_.CreateLoad(
+          type, b_.CreateStructGEP(ctxType, ctx, index, std::string(name) + ".addr"), name);
+      if (type == kb_.ptr)
+        load->setMetadata(LLVMContext::MD_nonnull, MDNode::get(kb_.context, {}));
+      return load;
+    };
+    const rt::KernelSpec &spec = layout_.spec;
+    if (!spec.buffers.empty())
+      buffers_ = field(0, kb_.ptr, "buffers");
+    if (spec.arenaBytes > 0)
+      arena_ = field(1, kb_.ptr, "arena");
+    if (!graph_.nodesOfKind(OpKind::DropoutMask).empty()) {
+      seed_ = field(2, kb_.i64, "seed");
+      step_ = field(3, kb_.i64, "step");
+    }
+    if (!spec.hypers.empty())
+      hypers_ = field(4, kb_.ptr, "hypers");
+
+    for (size_t slot = 0; slot < spec.buffers.size(); ++slot) {
+      const rt::TensorSpec &tensor = spec.buffers[slot];
+      std::string name = tensor.name + (tensor.role == rt::Role::Output ? ".out" : ".buf");
+      Value *address = b_.CreateConstInBoundsGEP1_64(kb_.ptr, buffers_, slot);
+      LoadInst *load = b_.CreateLoad(kb_.ptr, address, name);
+      load->setMetadata(LLVMContext::MD_nonnull, MDNode::get(kb_.context, {}));
+      slots_.push_back(load);
+    }
+    for (const auto &owned : graph_.nodes()) {
+      const Node &node = *owned;
+      if (!node.hasResult())
+        continue;
+      const ValueLayout &value = layout_.of(&node);
+      if (value.aliasOf) {
+        pointers_[&node] = pointers_.at(value.aliasOf);
+        continue;
+      }
+      const Storage &home = value.home;
+      switch (home.kind) {
+      case Storage::None:
+        break;
+      case Storage::Buffer:
+        pointers_[&node] = slots_[home.index];
+        break;
+      case Storage::Hyper:
+        pointers_[&node] =
+            b_.CreateConstInBoundsGEP1_64(kb_.f32, hypers_, home.index, node.name + ".hyper");
+        break;
+      case Storage::Arena:
+        if (node.is(OpKind::Const) && !constNeedsMemory(node))
+          break;
+        pointers_[&node] = b_.CreateConstInBoundsGEP1_64(b_.getInt8Ty(), arena_, home.offset,
+                                                         node.name + ".arena");
+        break;
+      }
+    }
+    for (const auto &owned : graph_.nodes()) {
+      const Node *node = owned.get();
+      if (!node->is(OpKind::Update))
+        continue;
+      const UpdateLayout &update = layout_.updates.at(node);
+      if (update.kind == UpdateLayout::StagedEnd)
+        staging_[node] = b_.CreateConstInBoundsGEP1_64(b_.getInt8Ty(), arena_, update.stagingOffset,
+                                                       node->operands[0]->name + ".staged");
+    }
+  }
+
+  /// A constant is read straight from the instruction stream by
+  /// elementwise users; it needs memory only when something else reads it.
+  bool constNeedsMemory(const Node &node) {
+    if (layout_.of(&node).home.kind != Storage::Arena)
+      return true; // an output
+    for (const Node *user : users_[&node])
+      if (!isElementwiseArithmetic(user->kind) && !user->is(OpKind::Broadcast))
+        return true;
+    return false;
+  }
+
+  Value *pointerOf(const Node *node) const { return pointers_.at(node); }
+
+  // --- Blocks. ------------------------------------------------------------
+
+  /// Starts the block of `node`; `bases` are the storage it touches.
+  void beginNode(const Node &node, const std::string &blockName, ArrayRef<Value *> bases) {
+    BasicBlock *block = BasicBlock::Create(kb_.context, blockName, kb_.function);
+    b_.CreateBr(block);
+    b_.SetInsertPoint(block);
+    nodeBlocks_.emplace_back(block, &node);
+    kb_.beginNode(bases, blockName);
+  }
+
+  StridedInput inputFor(const Node *operand, const ir::Shape &outShape) {
+    StridedInput input;
+    input.name = operand->name;
+    if (operand->is(OpKind::Const)) {
+      input.splat = kb_.f32Const(operand->attrs.value);
+      return input;
+    }
+    input.base = pointerOf(operand);
+    input.strides = broadcastStrides(operand->type.shape, outShape);
+    return input;
+  }
+
+  std::vector<Value *> basesOf(const Node &node) {
+    std::vector<Value *> bases;
+    if (node.hasResult())
+      bases.push_back(pointerOf(&node));
+    for (const Node *operand : node.operands)
+      if (auto it = pointers_.find(operand); it != pointers_.end())
+        bases.push_back(it->second);
+    return bases;
+  }
+
+  // --- Nodes. -------------------------------------------------------------
+
+  using UnaryFn = function_ref<Value *(Value *)>;
+  using BinaryFn = function_ref<Value *(Value *, Value *)>;
+
+  void unary(const Node &node, UnaryFn fn) {
+    const ir::Shape &shape = node.type.shape;
+    emitStridedMap(kb_, node.name, shape, pointerOf(&node), rowMajorStrides(shape),
+                   {inputFor(node.operands[0], shape)},
+                   [&](ArrayRef<Value *> in) { return fn(in[0]); });
+  }
+
+  void binary(const Node &node, BinaryFn fn) {
+    const ir::Shape &shape = node.type.shape;
+    emitStridedMap(kb_, node.name, shape, pointerOf(&node), rowMajorStrides(shape),
+                   {inputFor(node.operands[0], shape), inputFor(node.operands[1], shape)},
+                   [&](ArrayRef<Value *> in) { return fn(in[0], in[1]); });
+  }
+
+  void copyValue(const Node &node) {
+    Value *dst = pointerOf(&node), *src = pointerOf(node.operands[0]);
+    if (dst != src)
+      kb_.copy(dst, src, node.type.bytes());
+  }
+
+  std::vector<int64_t> allAxes(const ir::Type &type) {
+    std::vector<int64_t> axes(type.rank());
+    for (int i = 0; i < type.rank(); ++i)
+      axes[i] = i;
+    return axes;
+  }
+
+  void lowerNode(const Node &node) {
+    const std::string &name = node.name;
+    if (node.isLeaf()) {
+      // Leaves are read in place; a leaf that is also a result is copied
+      // out before any update can change it.
+      const ValueLayout &value = layout_.of(&node);
+      if (!value.copyToBuffers.empty()) {
+        std::vector<Value *> bases = {pointerOf(&node)};
+        for (int64_t slot : value.copyToBuffers)
+          bases.push_back(slots_[slot]);
+        beginNode(node, name, bases);
+        for (int64_t slot : value.copyToBuffers)
+          kb_.copy(slots_[slot], pointerOf(&node), node.type.bytes());
+      }
+      return;
+    }
+    if (node.is(OpKind::Update)) {
+      lowerUpdate(node);
+      return;
+    }
+    if (node.is(OpKind::Const) && !pointers_.count(&node))
+      return; // folded into its users
+    std::vector<Value *> bases = basesOf(node);
+    for (int64_t slot : layout_.of(&node).copyToBuffers)
+      bases.push_back(slots_[slot]);
+    beginNode(node, name, bases);
+    Value *out = pointerOf(&node);
+    const ir::Shape &shape = node.type.shape;
+    const ir::Attrs &attrs = node.attrs;
+    std::string v = name + ".v";
+
+    switch (node.kind) {
+    case OpKind::Input:
+    case OpKind::Target:
+    case OpKind::Param:
+    case OpKind::State:
+    case OpKind::Hyper:
+    case OpKind::Update:
+      break; // handled above
+    case OpKind::Const: {
+      Constant *c = kb_.f32Const(attrs.value);
+      emitStridedMap(kb_, name, shape, out, rowMajorStrides(shape), {},
+                     [&](ArrayRef<Value *>) { return c; });
+      break;
+    }
+    case OpKind::DropoutMask:
+      emitDropoutMask(kb_, name, node.type.numel(), attrs.value,
+                      static_cast<uint32_t>(attrs.stream), seed_, step_, out);
+      break;
+    case OpKind::Neg:
+      unary(node, [&](Value *x) { return b_.CreateFNeg(x, v); });
+      break;
+    case OpKind::Exp:
+      unary(node, [&](Value *x) { return emitExp(b_, x, v); });
+      break;
+    case OpKind::Log:
+      unary(node, [&](Value *x) { return emitLog(b_, x, v); });
+      break;
+    case OpKind::Sqrt:
+      unary(node, [&](Value *x) { return emitSqrt(b_, x, v); });
+      break;
+    case OpKind::Relu:
+      // x > 0 ? x : 0, exactly the interpreter's rule (NaN gives 0).
+      unary(node, [&](Value *x) {
+        return b_.CreateSelect(b_.CreateFCmpOGT(x, kb_.f32Const(0.0)), x, kb_.f32Const(0.0), v);
+      });
+      break;
+    case OpKind::Sigmoid:
+      unary(node, [&](Value *x) { return emitSigmoid(b_, x, v); });
+      break;
+    case OpKind::Tanh:
+      unary(node, [&](Value *x) { return emitTanh(b_, x, v); });
+      break;
+    case OpKind::Step:
+      unary(node, [&](Value *x) {
+        return b_.CreateSelect(b_.CreateFCmpOGT(x, kb_.f32Const(0.0)), kb_.f32Const(1.0),
+                               kb_.f32Const(0.0), v);
+      });
+      break;
+    case OpKind::Scale:
+      unary(node, [&](Value *x) { return b_.CreateFMul(x, kb_.f32Const(attrs.value), v); });
+      break;
+    case OpKind::Pow:
+      unary(node, [&](Value *x) { return emitPow(b_, x, attrs.value, v); });
+      break;
+    case OpKind::Add:
+      binary(node, [&](Value *x, Value *y) { return b_.CreateFAdd(x, y, v); });
+      break;
+    case OpKind::Sub:
+      binary(node, [&](Value *x, Value *y) { return b_.CreateFSub(x, y, v); });
+      break;
+    case OpKind::Mul:
+      binary(node, [&](Value *x, Value *y) { return b_.CreateFMul(x, y, v); });
+      break;
+    case OpKind::Div:
+      binary(node, [&](Value *x, Value *y) { return b_.CreateFDiv(x, y, v); });
+      break;
+    case OpKind::Sum:
+    case OpKind::Mean: {
+      const Node *x = node.operands[0];
+      int64_t count = x->type.numel() / node.type.numel();
+      Constant *divisor = kb_.f32Const(static_cast<double>(count));
+      auto mean = [&](Value *sum) { return b_.CreateFDiv(sum, divisor, v); };
+      emitReduction(
+          kb_, name, x->type.shape, attrs.axes, {{pointerOf(x), x->name}}, out,
+          [](ArrayRef<Value *> in) { return in[0]; },
+          node.is(OpKind::Mean) && count != 1 ? function_ref<Value *(Value *)>(mean) : nullptr);
+      break;
+    }
+    case OpKind::SumSq: {
+      const Node *x = node.operands[0];
+      emitReduction(
+          kb_, name, x->type.shape, allAxes(x->type), {{pointerOf(x), x->name}}, out,
+          [&](ArrayRef<Value *> in) { return b_.CreateFMul(in[0], in[0]); }, nullptr);
+      break;
+    }
+    case OpKind::SquaredError: {
+      const Node *o = node.operands[0], *y = node.operands[1];
+      auto scale = [&](Value *sum) { return b_.CreateFMul(sum, kb_.f32Const(attrs.value), v); };
+      emitReduction(
+          kb_, name, o->type.shape, allAxes(o->type),
+          {{pointerOf(o), o->name}, {pointerOf(y), y->name}}, out,
+          [&](ArrayRef<Value *> in) {
+            Value *d = b_.CreateFSub(in[0], in[1], name + ".diff");
+            return b_.CreateFMul(d, d);
+          },
+          scale);
+      break;
+    }
+    case OpKind::Broadcast: {
+      // The operand's strides along the kept dimensions, 0 along the new ones.
+      const Node *x = node.operands[0];
+      StridedInput input = inputFor(x, shape);
+      if (!input.splat) {
+        std::vector<int64_t> inStrides = rowMajorStrides(x->type.shape);
+        input.strides.assign(shape.size(), 0);
+        for (int64_t d = 0, k = 0; d < node.type.rank(); ++d)
+          if (std::find(attrs.axes.begin(), attrs.axes.end(), d) == attrs.axes.end())
+            input.strides[d] = inStrides[k++];
+      }
+      emitStridedMap(kb_, name, shape, out, rowMajorStrides(shape), {input},
+                     [](ArrayRef<Value *> in) { return in[0]; });
+      break;
+    }
+    case OpKind::Reshape:
+    case OpKind::Dropout:
+      // Dropout only reaches codegen in graphs the dropout pass has not
+      // seen; as in the interpreter it is then the identity.  Both are an
+      // alias (no code) when the layout allows it, else a copy.
+      copyValue(node);
+      break;
+    case OpKind::Transpose: {
+      const Node *x = node.operands[0];
+      int64_t cols = x->type.shape[1];
+      emitStridedMap(kb_, name, shape, out, rowMajorStrides(shape),
+                     {{pointerOf(x), {1, cols}, nullptr, x->name}},
+                     [](ArrayRef<Value *> in) { return in[0]; });
+      break;
+    }
+    case OpKind::MatMul: {
+      const Node *a = node.operands[0], *bNode = node.operands[1];
+      emitMatMul(kb_, name, matMulGeometry(node), out, pointerOf(a), a->name, pointerOf(bNode),
+                 bNode->name);
+      break;
+    }
+    case OpKind::Outer: {
+      StridedInput a = inputFor(node.operands[0], {shape[0]});
+      StridedInput c = inputFor(node.operands[1], {shape[1]});
+      if (!a.splat)
+        a.strides = {1, 0};
+      if (!c.splat)
+        c.strides = {0, 1};
+      emitStridedMap(kb_, name, shape, out, rowMajorStrides(shape), {a, c},
+                     [&](ArrayRef<Value *> in) { return b_.CreateFMul(in[0], in[1], v); });
+      break;
+    }
+    }
+    for (int64_t slot : layout_.of(&node).copyToBuffers)
+      kb_.copy(slots_[slot], out, node.type.bytes());
+  }
+
+  void lowerUpdate(const Node &node) {
+    const UpdateLayout &update = layout_.updates.at(&node);
+    const Node *target = node.operands[0], *value = node.operands[1];
+    std::string blockName = "update." + target->name;
+    switch (update.kind) {
+    case UpdateLayout::Skip:
+      return;
+    case UpdateLayout::InPlace:
+      beginNode(node, blockName, {pointerOf(target), pointerOf(value)});
+      kb_.copy(pointerOf(target), pointerOf(value), target->type.bytes());
+      return;
+    case UpdateLayout::AtEnd:
+      deferred_.push_back({&node, pointerOf(value)});
+      return;
+    case UpdateLayout::StagedEnd: {
+      Value *staged = staging_.at(&node);
+      beginNode(node, blockName + ".stage", {staged, pointerOf(value)});
+      kb_.copy(staged, pointerOf(value), target->type.bytes());
+      deferred_.push_back({&node, staged});
+      return;
+    }
+    }
+  }
+
+  /// Updates that had to wait, in program order, after every other node.
+  void emitDeferredUpdates() {
+    for (auto &[node, source] : deferred_) {
+      const Node *target = node->operands[0];
+      beginNode(*node, "update." + target->name, {pointerOf(target), source});
+      kb_.copy(pointerOf(target), source, target->type.bytes());
+    }
+  }
+
+  const ir::Graph &graph_;
+  const KernelLayout &layout_;
+  KernelBuilder kb_;
+  IRBuilder<> &b_;
+  Value *buffers_ = nullptr, *arena_ = nullptr, *seed_ = nullptr, *step_ = nullptr,
+        *hypers_ = nullptr;
+  std::vector<Value *> slots_;
+  std::unordered_map<const Node *, Value *> pointers_, staging_;
+  std::unordered_map<const Node *, std::vector<const Node *>> users_;
+  std::vector<std::pair<BasicBlock *, const Node *>> nodeBlocks_;
+  std::vector<std::pair<const Node *, Value *>> deferred_;
+};
+
+/// Prints the `!gradc.node` text as a comment line above its instruction.
+class NodeComments final : public AssemblyAnnotationWriter {
+public:
+  explicit NodeComments(unsigned kind) : kind_(kind) {}
+  void emitInstructionAnnot(const Instruction *inst, formatted_raw_ostream &out) override {
+    if (MDNode *md = inst->getMetadata(kind_))
+      if (auto *text = dyn_cast<MDString>(md->getOperand(0)))
+        out << "  ; " << text->getString() << "\n";
+  }
+
+private:
+  unsigned kind_;
+};
+
+} // namespace
+
+bool lowerKernel(const ir::Graph &graph, const KernelLayout &layout, const std::string &symbol,
+                 Module &module, std::string &error) {
+  LLVMContext &context = module.getContext();
+  FunctionType *type =
+      FunctionType::get(Type::getVoidTy(context), {PointerType::getUnqual(context)}, false);
+  Function *fn = Function::Create(type, GlobalValue::ExternalLinkage, symbol, module);
+  fn->addFnAttr(Attribute::NoUnwind);
+  fn->addParamAttr(0, Attribute::NoAlias);
+  fn->addParamAttr(0, Attribute::NoCapture);
+  fn->addParamAttr(0, Attribute::ReadOnly);
+  fn->addParamAttr(0, Attribute::NonNull);
+  fn->addParamAttr(0, Attribute::NoUndef);
+  fn->addDereferenceableParamAttr(0, sizeof(gradc_step_context));
+  if (!GraphLowering(graph, layout, fn).run(error)) {
+    fn->eraseFromParent();
+    return false;
+  }
+  return true;
+}
+
+void printModule(const Module &module, raw_ostream &out) {
+  NodeComments comments(module.getContext().getMDKindID(kNodeMetadata));
+  module.print(out, &comments);
+}
+
+} // namespace gradc::codegen

@@ -1,0 +1,199 @@
+//===- codegen/Pipeline.cpp - Target machine, optimisation, output --------===//
+#include "codegen/Pipeline.h"
+#include "codegen/Codegen.h"
+#include "codegen/KernelLayout.h"
+#include "codegen/Lowering.h"
+#include "ir/Diagnostics.h"
+#include "ir/Graph.h"
+#include "ir/Verifier.h"
+
+#include <llvm/Analysis/CGSCCPassManager.h>
+#include <llvm/Analysis/LoopAnalysisManager.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/MC/MCSubtargetInfo.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+#include <llvm/Target/TargetOptions.h>
+#include <llvm/TargetParser/Host.h>
+#include <llvm/TargetParser/SubtargetFeature.h>
+#include <llvm/TargetParser/Triple.h>
+
+#include <mutex>
+#include <sstream>
+
+namespace gradc::codegen {
+
+using namespace llvm;
+
+void initializeLLVM() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // All targets, not only the native one: `gradc build` may write an
+    // object for another CPU family.
+    InitializeAllTargetInfos();
+    InitializeAllTargets();
+    InitializeAllTargetMCs();
+    InitializeAllAsmPrinters();
+    InitializeAllAsmParsers();
+  });
+}
+
+static CodeGenOptLevel codeGenLevel(int optLevel) {
+  switch (optLevel) {
+  case 0:
+    return CodeGenOptLevel::None;
+  case 1:
+    return CodeGenOptLevel::Less;
+  case 2:
+    return CodeGenOptLevel::Default;
+  default:
+    return CodeGenOptLevel::Aggressive;
+  }
+}
+
+bool chooseTarget(const CodegenOptions &options, TargetChoice &choice, std::string &error) {
+  if (options.optLevel < 0 || options.optLevel > 3) {
+    error = "optimization level must be 0, 1, 2 or 3, got " + std::to_string(options.optLevel);
+    return false;
+  }
+  choice.triple =
+      Triple::normalize(options.triple.empty() ? sys::getProcessTriple() : options.triple);
+  if (options.cpu.empty() || options.cpu == "host") {
+    if (!options.triple.empty() &&
+        Triple(choice.triple).getArch() != Triple(sys::getProcessTriple()).getArch()) {
+      error = "cpu 'host' needs the host's triple, not " + choice.triple;
+      return false;
+    }
+    choice.cpu = sys::getHostCPUName().str();
+    SubtargetFeatures features;
+    for (const auto &feature : sys::getHostCPUFeatures())
+      features.AddFeature(feature.getKey(), feature.getValue());
+    choice.features = features.getString();
+  } else {
+    choice.cpu = options.cpu;
+    choice.features.clear();
+  }
+  return true;
+}
+
+std::unique_ptr<TargetMachine> createTargetMachine(const CodegenOptions &options,
+                                                   std::string &error) {
+  initializeLLVM();
+  TargetChoice choice;
+  if (!chooseTarget(options, choice, error))
+    return nullptr;
+  std::string lookupError;
+  const Target *target = TargetRegistry::lookupTarget(choice.triple, lookupError);
+  if (!target) {
+    error = "unknown target '" + choice.triple + "': " + lookupError;
+    return nullptr;
+  }
+  // Asked for the generic CPU, which does not print a warning about an
+  // unknown one.
+  std::unique_ptr<MCSubtargetInfo> subtarget(target->createMCSubtargetInfo(choice.triple, "", ""));
+  if (!subtarget || !subtarget->isCPUStringValid(choice.cpu)) {
+    error = "unknown CPU '" + choice.cpu + "' for target " + choice.triple;
+    return nullptr;
+  }
+  TargetOptions targetOptions;
+  std::unique_ptr<TargetMachine> machine(
+      target->createTargetMachine(choice.triple, choice.cpu, choice.features, targetOptions,
+                                  Reloc::PIC_, std::nullopt, codeGenLevel(options.optLevel)));
+  if (!machine)
+    error = "cannot create a target machine for " + choice.triple;
+  return machine;
+}
+
+std::unique_ptr<Module> buildKernelModule(const ir::Graph &graph, const std::string &kernelName,
+                                          LLVMContext &context, KernelLayout &layout,
+                                          std::string &error) {
+  // The lowering trusts shapes and operand order; a graph that breaks them
+  // is reported here rather than crashing it.
+  std::ostringstream problems;
+  Diagnostics diags(nullptr, problems);
+  if (!ir::verify(graph, diags)) {
+    error = "cannot compile graph @" + graph.name + ":\n" + problems.str();
+    return nullptr;
+  }
+  if (!layoutKernel(graph, kernelName, layout, error))
+    return nullptr;
+  std::string symbol = kernelSymbol(graph, kernelName);
+  auto module = std::make_unique<Module>(symbol, context);
+  if (!lowerKernel(graph, layout, symbol, *module, error))
+    return nullptr;
+  std::string invalid;
+  raw_string_ostream os(invalid);
+  if (verifyModule(*module, &os)) {
+    // A bug of the lowering, not of the user's graph; still reported, not
+    // aborted on, so the tools can show what went wrong.
+    error = "internal error: invalid LLVM IR for kernel " + symbol + ":\n" + os.str();
+    return nullptr;
+  }
+  return module;
+}
+
+void configureModule(Module &module, TargetMachine &machine) {
+  module.setTargetTriple(machine.getTargetTriple().str());
+  module.setDataLayout(machine.createDataLayout());
+  for (Function &fn : module)
+    if (!fn.isDeclaration()) {
+      fn.addFnAttr("target-cpu", machine.getTargetCPU());
+      if (!machine.getTargetFeatureString().empty())
+        fn.addFnAttr("target-features", machine.getTargetFeatureString());
+    }
+}
+
+void optimizeModule(Module &module, TargetMachine &machine, int optLevel) {
+  LoopAnalysisManager lam;
+  FunctionAnalysisManager fam;
+  CGSCCAnalysisManager cgam;
+  ModuleAnalysisManager mam;
+  PipelineTuningOptions tuning;
+  tuning.LoopVectorization = optLevel >= 2;
+  tuning.SLPVectorization = optLevel >= 2;
+  tuning.LoopUnrolling = optLevel >= 1;
+  tuning.LoopInterleaving = optLevel >= 2;
+  PassBuilder builder(&machine, tuning);
+  builder.registerModuleAnalyses(mam);
+  builder.registerCGSCCAnalyses(cgam);
+  builder.registerFunctionAnalyses(fam);
+  builder.registerLoopAnalyses(lam);
+  builder.crossRegisterProxies(lam, fam, cgam, mam);
+  ModulePassManager passes;
+  switch (optLevel) {
+  case 0:
+    passes = builder.buildO0DefaultPipeline(OptimizationLevel::O0);
+    break;
+  case 1:
+    passes = builder.buildPerModuleDefaultPipeline(OptimizationLevel::O1);
+    break;
+  case 2:
+    passes = builder.buildPerModuleDefaultPipeline(OptimizationLevel::O2);
+    break;
+  default:
+    passes = builder.buildPerModuleDefaultPipeline(OptimizationLevel::O3);
+    break;
+  }
+  passes.run(module, mam);
+}
+
+bool emitAssemblyText(Module &module, TargetMachine &machine, std::string &out,
+                      std::string &error) {
+  SmallString<0> buffer;
+  raw_svector_ostream os(buffer);
+  legacy::PassManager codegen;
+  if (machine.addPassesToEmitFile(codegen, os, nullptr, CodeGenFileType::AssemblyFile)) {
+    error = "the target cannot emit assembly";
+    return false;
+  }
+  codegen.run(module);
+  out.assign(buffer.begin(), buffer.end());
+  return true;
+}
+
+} // namespace gradc::codegen
