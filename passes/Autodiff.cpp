@@ -14,7 +14,7 @@
 //     dJ_dW2 = dL_dW2 + ds_dW2 is formed before dL_dh, as in the lecture.
 //  3. Names say what a value differentiates: "d<N>_d<v>" where v is the
 //     value and N the term of the objective the gradient flows from.  The
-//     terms are J and its additive parts (J = L + s gives L and s); a sum of
+//     terms are J and, if J is a sum, its summands (J = L + s gives L and s); a sum of
 //     contributions from different terms is "dJ_d<v>".  So the lecture's
 //     dL_do, dL_dW2, ds_dW2, dJ_dW2, dL_dh, dL_dz, dL_dW1 appear literally.
 //  4. Finally every backward op is moved to just before its first user, so
@@ -204,16 +204,12 @@ bool AutodiffPass::run(Graph &graph, Diagnostics &diags) {
         ++adjoints_[node->operands[i]].expected;
   }
 
-  // The terms of the objective: J and, through additions, its summands.
-  std::vector<const Node *> pending{root};
-  while (!pending.empty()) {
-    const Node *term = pending.back();
-    pending.pop_back();
-    terms_.insert(term);
-    if (term->is(OpKind::Add) && term->type.rank() == 0)
-      for (const Node *operand : term->operands)
-        pending.push_back(operand);
-  }
+  // The terms of the objective: J and, when J is a sum (J = L + s), its
+  // summands.  Deeper sums are not split: s stays one term.
+  terms_.insert(root);
+  if (root->is(OpKind::Add))
+    for (const Node *operand : root->operands)
+      terms_.insert(operand);
 
   graph.setInsertionPoint(nullptr);
   adjoints_[root].total = Grad::constantOf(1, root->type);

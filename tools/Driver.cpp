@@ -33,6 +33,9 @@ std::unique_ptr<ir::Graph> buildStage(const ir::Graph &forward, GraphStage stage
                                       const passes::PipelineOptions &options) {
   std::vector<std::string> names;
   switch (stage) {
+  case GraphStage::Backward:
+    names = passes::gradientPipeline();
+    break;
   case GraphStage::Train:
     names = passes::trainPipeline();
     break;

@@ -26,6 +26,7 @@ bool loadModel(const std::string &path, std::optional<int64_t> batch, bool parse
 
 /// The graphs gradc compiles from a forward graph.
 enum class GraphStage {
+  Backward,  ///< dropout, l2, autodiff: the objective and its gradients as derived
   Train,     ///< dropout, l2, autodiff, optimizer: the training step as derived
   Optimized, ///< Train, then simplify: what codegen compiles
   Gradient,  ///< dropout, l2, autodiff, simplify: objective and gradients (gradcheck)

@@ -30,7 +30,7 @@ int runCheck(const std::vector<std::string> &args) {
 namespace {
 
 /// The stages `gradc show` prints, in pipeline order.
-constexpr const char *kStages[] = {"parsed",    "forward", "train", "optimized",
+constexpr const char *kStages[] = {"parsed",    "forward", "backward", "train", "optimized",
                                    "inference", "llvm",    "llvm-opt", "asm"};
 
 } // namespace
@@ -39,7 +39,16 @@ int runShow(const std::vector<std::string> &args) {
   po::options_description options("show options");
   options.add_options()(
       "stage", po::value<std::string>()->default_value("train"),
-      "parsed | forward | train | optimized | inference | llvm | llvm-opt | asm")(
+      "parsed | forward | backward | train | optimized | inference | llvm | llvm-opt | asm\n"
+      "  parsed     the AST, as canonical model source\n"
+      "  forward    the inference graph as written (dropout still an op)\n"
+      "  backward   forward + dropout and L2 in training form + the derived backward graph\n"
+      "  train      backward + the optimizer's updates: the training step as derived\n"
+      "  optimized  train after simplify: what codegen compiles\n"
+      "  inference  dropout as identity, simplified: what eval compiles\n"
+      "  llvm       LLVM IR of the generated kernel, before LLVM's passes\n"
+      "  llvm-opt   the same after LLVM's -O3 pipeline for the target CPU\n"
+      "  asm        the kernel's assembly")(
       "kernel", po::value<std::string>()->default_value("train_step"),
       "for llvm, llvm-opt and asm: train_step (the optimized training graph) or eval (the "
       "inference graph)")("batch", po::value<int64_t>(), "batch size for models that use 'batch'")(
@@ -83,6 +92,7 @@ int runShow(const std::vector<std::string> &args) {
     return 0;
   }
   GraphStage graphStage = stage == "train"       ? GraphStage::Train
+                          : stage == "backward"  ? GraphStage::Backward
                           : stage == "inference" ? GraphStage::Inference
                                                  : GraphStage::Optimized;
   if ((stage == "llvm" || stage == "llvm-opt" || stage == "asm") && kernel == "eval")
@@ -90,7 +100,7 @@ int runShow(const std::vector<std::string> &args) {
   std::unique_ptr<ir::Graph> graph = buildStage(*model.forward, graphStage, diags, pipeline);
   if (!graph)
     return 1;
-  if (stage == "train" || stage == "optimized" || stage == "inference") {
+  if (stage == "backward" || stage == "train" || stage == "optimized" || stage == "inference") {
     if (!pipeline.printAfterEach)
       ir::print(*graph, std::cout, print);
     return 0;

@@ -20,7 +20,7 @@ struct Command {
 const Command kCommands[] = {
     {"check", gradc::tool::runCheck, "parse, elaborate and verify a model file"},
     {"show", gradc::tool::runShow,
-     "print a stage: parsed, forward, train, optimized, inference, llvm, llvm-opt, asm"},
+     "print a stage: parsed, forward, backward, train, optimized, inference, llvm, llvm-opt, asm"},
     {"opt", gradc::tool::runOpt, "run named passes on a textual IR file"},
     {"gradcheck", gradc::tool::runGradcheck,
      "compare derived gradients with finite differences (f64 interpreter, f32 JIT)"},
