@@ -1,17 +1,33 @@
 //===- tools/Driver.cpp - Shared steps of the gradc subcommands -----------===//
 #include "tools/Driver.h"
+#include "ir/Verifier.h"
 
 #include <fmt/format.h>
 #include <iostream>
 
 namespace gradc::tool {
 
+void addModelOptions(po::options_description &options) {
+  options.add_options()("batch", po::value<int64_t>(),
+                        "batch size for models whose inputs use 'batch'")(
+      "model", po::value<std::string>(), "which model of the file (when it has several)");
+}
+
+ModelOptions modelOptions(const po::variables_map &values) {
+  ModelOptions options;
+  if (values.count("batch"))
+    options.batch = values["batch"].as<int64_t>();
+  if (values.count("model"))
+    options.model = values["model"].as<std::string>();
+  return options;
+}
+
 int fail(const std::string &message) {
   std::cerr << "gradc: error: " << message << '\n';
   return 1;
 }
 
-bool loadModel(const std::string &path, std::optional<int64_t> batch, bool parseOnly,
+bool loadModel(const std::string &path, const ModelOptions &options, bool parseOnly,
                SourceManager &sources, Diagnostics &diags, LoadedModel &model) {
   model.path = path;
   const std::string *file = nullptr;
@@ -22,10 +38,11 @@ bool loadModel(const std::string &path, std::optional<int64_t> batch, bool parse
     return false;
   if (parseOnly)
     return true;
-  frontend::ElaborateOptions options;
-  options.batch = batch;
-  model.forward = frontend::elaborate(*model.ast, options, diags);
-  return model.forward != nullptr;
+  frontend::ElaborateOptions elaborateOptions;
+  elaborateOptions.batch = options.batch;
+  elaborateOptions.model = options.model;
+  model.forward = frontend::elaborate(*model.ast, elaborateOptions, diags);
+  return model.forward != nullptr && ir::verify(*model.forward, diags);
 }
 
 std::unique_ptr<ir::Graph> buildStage(const ir::Graph &forward, GraphStage stage,

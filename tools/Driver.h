@@ -5,6 +5,7 @@
 #include "ir/Diagnostics.h"
 #include "ir/Graph.h"
 #include "passes/Pass.h"
+#include "tools/Options.h"
 
 #include <memory>
 #include <optional>
@@ -19,9 +20,19 @@ struct LoadedModel {
   std::unique_ptr<ir::Graph> forward;
 };
 
-/// Reads, parses and elaborates `path`; diagnostics go through `diags`.
-/// With `parseOnly` the AST is all that is built.  Returns false on any error.
-bool loadModel(const std::string &path, std::optional<int64_t> batch, bool parseOnly,
+/// What selects and sizes the model of a file: --batch and --model.
+struct ModelOptions {
+  std::optional<int64_t> batch;
+  std::string model;
+};
+/// Adds --batch and --model to a subcommand's options.
+void addModelOptions(po::options_description &options);
+ModelOptions modelOptions(const po::variables_map &values);
+
+/// Reads, parses, elaborates and verifies `path`; diagnostics go through
+/// `diags`.  With `parseOnly` the AST is all that is built.  Returns false
+/// on any error.
+bool loadModel(const std::string &path, const ModelOptions &options, bool parseOnly,
                SourceManager &sources, Diagnostics &diags, LoadedModel &model);
 
 /// The graphs gradc compiles from a forward graph.

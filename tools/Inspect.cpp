@@ -12,8 +12,8 @@
 namespace gradc::tool {
 
 int runCheck(const std::vector<std::string> &args) {
-  po::options_description options("check options");
-  options.add_options()("batch", po::value<int64_t>(), "batch size for models that use 'batch'");
+  po::options_description options("check options", 120, 60);
+  addModelOptions(options);
   po::variables_map values;
   if (int status = parseOptions("check", "FILE.grad [options]", options, args, values);
       status >= 0)
@@ -21,10 +21,7 @@ int runCheck(const std::vector<std::string> &args) {
   SourceManager sources;
   Diagnostics diags(&sources);
   LoadedModel model;
-  std::optional<int64_t> batch;
-  if (values.count("batch"))
-    batch = values["batch"].as<int64_t>();
-  return loadModel(values["file"].as<std::string>(), batch, false, sources, diags, model) ? 0 : 1;
+  return loadModel(values["file"].as<std::string>(), modelOptions(values), false, sources, diags, model) ? 0 : 1;
 }
 
 namespace {
@@ -36,7 +33,7 @@ constexpr const char *kStages[] = {"parsed",    "forward", "backward", "train", 
 } // namespace
 
 int runShow(const std::vector<std::string> &args) {
-  po::options_description options("show options");
+  po::options_description options("show options", 120, 60);
   options.add_options()(
       "stage", po::value<std::string>()->default_value("train"),
       "parsed | forward | backward | train | optimized | inference | llvm | llvm-opt | asm\n"
@@ -51,10 +48,11 @@ int runShow(const std::vector<std::string> &args) {
       "  asm        the kernel's assembly")(
       "kernel", po::value<std::string>()->default_value("train_step"),
       "for llvm, llvm-opt and asm: train_step (the optimized training graph) or eval (the "
-      "inference graph)")("batch", po::value<int64_t>(), "batch size for models that use 'batch'")(
+      "inference graph)")(
       "no-loc", "do not print loc(...) after each op")(
       "print-after-all", "print the graph after every pass of the stage's pipeline")(
       "cpu", po::value<std::string>()->default_value("host"), "target CPU for llvm-opt and asm");
+  addModelOptions(options);
   po::variables_map values;
   if (int status =
           parseOptions("show", "FILE.grad --stage=STAGE [options]", options, args, values);
@@ -71,10 +69,7 @@ int runShow(const std::vector<std::string> &args) {
   SourceManager sources;
   Diagnostics diags(&sources);
   LoadedModel model;
-  std::optional<int64_t> batch;
-  if (values.count("batch"))
-    batch = values["batch"].as<int64_t>();
-  if (!loadModel(values["file"].as<std::string>(), batch, stage == "parsed", sources, diags,
+  if (!loadModel(values["file"].as<std::string>(), modelOptions(values), stage == "parsed", sources, diags,
                  model))
     return 1;
   if (stage == "parsed") {
@@ -118,7 +113,7 @@ int runShow(const std::vector<std::string> &args) {
 }
 
 int runOpt(const std::vector<std::string> &args) {
-  po::options_description options("opt options");
+  po::options_description options("opt options", 120, 60);
   options.add_options()("pass", po::value<std::string>()->default_value(""),
                         "comma-separated passes to run in order (see --list-passes)")(
       "list-passes", "list the passes and exit")("no-loc", "do not print loc(...) after each op")(

@@ -32,7 +32,7 @@ std::vector<int64_t> exampleDims(const rt::TensorSpec &spec, int64_t batch) {
 } // namespace
 
 int runTrain(const std::vector<std::string> &args) {
-  po::options_description options("train options");
+  po::options_description options("train options", 120, 60);
   options.add_options()("epochs", po::value<int64_t>()->default_value(10), "passes over the data")(
       "seed", po::value<uint64_t>()->default_value(1),
       "seed of the initial weights, the data, the shuffling and the dropout masks")(
@@ -42,8 +42,8 @@ int runTrain(const std::vector<std::string> &args) {
       "synthetic: a regression set drawn from a fixed random teacher network")(
       "examples", po::value<int64_t>()->default_value(2000),
       "size of the synthetic data set (a fifth of it is held out for testing)")(
-      "batch", po::value<int64_t>(), "batch size for models that use 'batch'")(
       "threads", po::value<int>()->default_value(0), "worker threads (0: all cores)");
+  addModelOptions(options);
   po::variables_map values;
   if (int status = parseOptions("train", "FILE.grad [options]", options, args, values);
       status >= 0)
@@ -64,10 +64,7 @@ int runTrain(const std::vector<std::string> &args) {
   SourceManager sources;
   Diagnostics diags(&sources);
   LoadedModel model;
-  std::optional<int64_t> batch;
-  if (values.count("batch"))
-    batch = values["batch"].as<int64_t>();
-  if (!loadModel(values["file"].as<std::string>(), batch, false, sources, diags, model))
+  if (!loadModel(values["file"].as<std::string>(), modelOptions(values), false, sources, diags, model))
     return 1;
 
   auto compileStart = std::chrono::steady_clock::now();

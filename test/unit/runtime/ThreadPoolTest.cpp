@@ -209,9 +209,9 @@ TEST(ThreadPool, ManyTinyCallsAndTheirLatency) {
               "(spinning workers), %.0f ns after 1 ms idle (sleeping workers), %.0f ns back to "
               "back with spinning disabled\n",
               threads, hot, cold, noSpin);
-  // Generous bounds (a loaded CI machine): the point is "microseconds, not milliseconds".
-  EXPECT_LT(hot, 200000.0);
-  EXPECT_LT(cold, 2000000.0);
+  // The figures are printed, not asserted: timing belongs in bench/, and a
+  // loaded CI machine would make any bound flaky.  What is asserted is that
+  // every one of the many calls ran every chunk (in measureCallLatency).
 }
 
 } // namespace
