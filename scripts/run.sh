@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh build run
 scripts/build.sh run
 mkdir -p out
-build/bin/gradc train examples/lecture.grad --epochs=20 --seed=1 --metrics=out/lecture.csv
+build/bin/gradc train examples/lecture.grad --epochs=20 --seed=1 --lr=0.005 --metrics=out/lecture.csv
