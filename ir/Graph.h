@@ -150,6 +150,20 @@ struct GraphOutput {
   Node *value;
 };
 
+/// The optimizer the `optimizer` pass writes into the training step, with
+/// its constant settings (the learning rate is a `hyper`, set per step).
+/// Printed in the graph header, e.g. `optimizer=sgd(momentum=0.9, nesterov)`.
+struct OptimizerConfig {
+  std::string kind = "sgd"; ///< sgd | adam | adamw
+  double momentum = 0;      ///< sgd
+  bool nesterov = false;    ///< sgd
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8; ///< adam, adamw
+  double clipGradNorm = 0; ///< > 0: scale all gradients so their global norm is at most this
+  bool operator==(const OptimizerConfig &) const = default;
+};
+/// The optimizer kinds the optimizer pass knows, for messages.
+inline constexpr const char *kOptimizerKinds = "sgd, adam, adamw";
+
 /// What a graph is for; printed in its header and chosen by the pipeline.
 enum class GraphKind : uint8_t { Forward, Train, Inference };
 const char *graphKindName(GraphKind kind);
@@ -160,7 +174,7 @@ public:
   GraphKind kind = GraphKind::Forward;
   double weightDecay = 0;    ///< lambda of the L2 term (lecture 2.4)
   int64_t batch = 0;         ///< examples per step; 0: inputs have no batch dimension
-  std::string optimizer = "sgd";
+  OptimizerConfig optimizer;
 
   Graph() = default;
   Graph(const Graph &) = delete;

@@ -207,6 +207,7 @@ private:
   }
 
   void parseHeader();
+  void parseOptimizer();
   void parseStatement();
   void parseOp(SourceLoc start, const std::string &name, std::string_view mnemonic,
                SourceLoc opLoc);
@@ -333,6 +334,45 @@ SourceLoc Parser::parseLoc() {
   return SourceLoc{internFileName(file), static_cast<uint32_t>(line), static_cast<uint32_t>(col)};
 }
 
+void Parser::parseOptimizer() {
+  OptimizerConfig &config = graph_->optimizer;
+  SourceLoc kindLoc = tok_.loc;
+  config.kind = expectIdent("an optimizer name");
+  if (config.kind != "sgd" && config.kind != "adam" && config.kind != "adamw")
+    fail(kindLoc, fmt::format("unknown optimizer '{}', expected one of {}", config.kind,
+                              kOptimizerKinds),
+         config.kind.size());
+  if (!isPunct('('))
+    return;
+  bump();
+  while (!isPunct(')')) {
+    SourceLoc loc = tok_.loc;
+    std::string_view key = expectIdent("an optimizer setting");
+    bool sgd = config.kind == "sgd";
+    if (key == "nesterov" && sgd) {
+      config.nesterov = true;
+    } else {
+      expectPunct('=', "after the optimizer setting");
+      double value = expectNumber("a number");
+      if (key == "momentum" && sgd)
+        config.momentum = value;
+      else if (key == "beta1" && !sgd)
+        config.beta1 = value;
+      else if (key == "beta2" && !sgd)
+        config.beta2 = value;
+      else if (key == "eps" && !sgd)
+        config.eps = value;
+      else if (key == "clip_grad_norm")
+        config.clipGradNorm = value;
+      else
+        fail(loc, fmt::format("'{}' has no setting '{}'", config.kind, key), key.size());
+    }
+    if (!isPunct(')'))
+      expectPunct(',', "between optimizer settings");
+  }
+  bump();
+}
+
 void Parser::parseHeader() {
   while (tok_.kind == Tok::Newline)
     bump();
@@ -365,7 +405,7 @@ void Parser::parseHeader() {
     else if (key == "batch")
       graph_->batch = expectInteger("a batch size");
     else if (key == "optimizer")
-      graph_->optimizer = expectIdent("an optimizer name");
+      parseOptimizer();
     else
       fail(loc, fmt::format("unknown graph attribute '{}', expected weight_decay, batch or optimizer", key),
            key.size());

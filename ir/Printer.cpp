@@ -60,6 +60,25 @@ static std::string formatAttrs(const Node &node) {
   return fmt::format(" {{{}}}", fmt::join(parts, ", "));
 }
 
+std::string formatOptimizer(const OptimizerConfig &config) {
+  std::vector<std::string> settings;
+  if (config.kind == "sgd") {
+    if (config.momentum != 0)
+      settings.push_back("momentum=" + formatNumber(config.momentum));
+    if (config.nesterov)
+      settings.push_back("nesterov");
+  } else {
+    settings.push_back("beta1=" + formatNumber(config.beta1));
+    settings.push_back("beta2=" + formatNumber(config.beta2));
+    settings.push_back("eps=" + formatNumber(config.eps));
+  }
+  if (config.clipGradNorm > 0)
+    settings.push_back("clip_grad_norm=" + formatNumber(config.clipGradNorm));
+  if (settings.empty())
+    return config.kind;
+  return fmt::format("{}({})", config.kind, fmt::join(settings, ", "));
+}
+
 std::string toString(const Node &node, const PrintOptions &options) {
   std::string line;
   if (node.hasResult())
@@ -83,7 +102,7 @@ void print(const Graph &graph, std::ostream &out, const PrintOptions &options) {
     out << " weight_decay=" << formatNumber(graph.weightDecay);
   if (graph.batch != 0)
     out << " batch=" << graph.batch;
-  out << " optimizer=" << graph.optimizer << " {\n";
+  out << " optimizer=" << formatOptimizer(graph.optimizer) << " {\n";
   // A section label is printed whenever the phase changes, starting with
   // the first node's, so the parser can give every node its phase back.
   bool first = true;

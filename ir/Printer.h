@@ -22,6 +22,7 @@
 namespace gradc::ir {
 class Graph;
 class Node;
+struct OptimizerConfig;
 
 struct PrintOptions {
   bool locations = true; ///< print loc("file":line:col) after each op
@@ -31,6 +32,8 @@ void print(const Graph &graph, std::ostream &out, const PrintOptions &options = 
 std::string toString(const Graph &graph, const PrintOptions &options = {});
 /// One node on one line, without indentation or newline.
 std::string toString(const Node &node, const PrintOptions &options = {});
+/// "sgd", "sgd(momentum=0.9, nesterov)", "adam(beta1=0.9, beta2=0.999, eps=1e-08)".
+std::string formatOptimizer(const OptimizerConfig &config);
 /// A double printed so that reading it back gives the same double.
 std::string formatNumber(double value);
 

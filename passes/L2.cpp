@@ -9,7 +9,8 @@
 // model's weight_decay for parameters of rank >= 2 (weights), and none for
 // vectors (biases), the usual choice (decaying biases only restricts the
 // model's offsets).  This is L2 regularisation coupled to the gradient, as in
-// the lecture; it is not AdamW's decoupled decay.
+// the lecture.  With optimizer adamw the pass adds nothing: the optimizer
+// pass applies AdamW's decoupled decay with the same coefficients instead.
 //
 //===----------------------------------------------------------------------===//
 #include "ir/Diagnostics.h"
@@ -37,6 +38,11 @@ public:
     if (graph.output("objective")) {
       diags.error(fmt::format("graph @{} already has an objective; run l2 once", graph.name));
       return false;
+    }
+    // AdamW decays weights in its update (decoupled), not through the objective.
+    if (graph.optimizer.kind == "adamw") {
+      graph.setOutput("objective", loss);
+      return true;
     }
     // Parameters by decay coefficient, in program order within each.
     std::map<double, std::vector<Node *>> byLambda;

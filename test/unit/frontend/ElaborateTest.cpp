@@ -65,7 +65,7 @@ TEST(Elaborate, LectureGraph) {
   EXPECT_EQ(graph->kind, ir::GraphKind::Forward);
   EXPECT_EQ(graph->weightDecay, 0.01);
   EXPECT_EQ(graph->batch, 0);
-  EXPECT_EQ(graph->optimizer, "sgd");
+  EXPECT_EQ(graph->optimizer.kind, "sgd");
   EXPECT_EQ(nodeNames(*graph),
             (std::vector<std::string>{"x", "y", "W1", "W2", "z", "relu", "h", "o", "L"}));
 
