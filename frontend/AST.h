@@ -168,7 +168,7 @@ struct InitExpr {
 
 // --- Statements. ----------------------------------------------------------
 
-enum class StmtKind { Input, Target, Param, Assign, Loss, Output, Out, WeightDecay, Repeat };
+enum class StmtKind { Input, Target, Param, Assign, Loss, Output, Out, WeightDecay, Repeat, Train };
 
 /// Base of all statements; `loc` is the leading keyword, or the assigned
 /// name of an assignment.
@@ -231,6 +231,16 @@ struct RepeatStmt final : Stmt {
   Body body;
   RepeatStmt(SourceLoc loc, ExprPtr count) : Stmt(StmtKind::Repeat, loc), count(std::move(count)) {}
   static bool classof(const Stmt *s) { return s->kind == StmtKind::Repeat; }
+};
+
+/// `train { optimizer = sgd(lr = 0.05, momentum = 0.9); batch = 128; ... }`:
+/// the model's training defaults, each a `name = value` setting.  The
+/// elaborator interprets them (frontend/TrainSection.cpp); command-line
+/// flags override them.
+struct TrainStmt final : Stmt {
+  std::vector<std::unique_ptr<AssignStmt>> settings;
+  explicit TrainStmt(SourceLoc loc) : Stmt(StmtKind::Train, loc) {}
+  static bool classof(const Stmt *s) { return s->kind == StmtKind::Train; }
 };
 
 // --- Top-level definitions. -----------------------------------------------

@@ -105,6 +105,14 @@ private:
     case StmtKind::WeightDecay:
       out_ << "weight_decay " << formatLiteral(static_cast<const WeightDecayStmt &>(stmt).lambda);
       break;
+    case StmtKind::Train: {
+      const auto &train = static_cast<const TrainStmt &>(stmt);
+      out_ << "train {\n";
+      for (const auto &setting : train.settings)
+        out_ << indent << "  " << setting->name << " = " << expr(*setting->value) << '\n';
+      out_ << indent << '}';
+      break;
+    }
     case StmtKind::Repeat: {
       const auto &repeat = static_cast<const RepeatStmt &>(stmt);
       out_ << "repeat " << expr(*repeat.count) << " {\n";

@@ -25,6 +25,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/Frontend.h"
+#include "frontend/TrainSection.h"
 #include "ir/Graph.h"
 #include "ir/Printer.h"
 #include "ir/Verifier.h"
@@ -295,6 +296,7 @@ private:
   bool tooLarge_ = false;
   int64_t work_ = 0;
   bool batchReported_ = false;
+  std::optional<int64_t> batch_ = options_.batch; ///< the flag's, else the train section's
   /// Errors already printed: a block instantiated in a loop reports its
   /// mistake once, not once per instance.
   std::set<std::tuple<const std::string *, uint32_t, uint32_t, std::string>> reported_;
@@ -403,6 +405,15 @@ std::unique_ptr<ir::Graph> Elaborator::run() {
   graph_ = std::make_unique<ir::Graph>();
   graph_->name = model->name;
   graph_->kind = ir::GraphKind::Forward;
+  // The train section first: its batch size gives 'batch' its value.
+  TrainSettings settings;
+  // A broken section stops here: its batch size may be what the body needs.
+  if (!readTrainSection(*model, diags_, settings, graph_->optimizer))
+    return nullptr;
+  if (!batch_ && settings.batch)
+    batch_ = settings.batch;
+  if (options_.settings)
+    *options_.settings = settings;
 
   Scope modelScope;
   EnterScope enter(scopes_, modelScope);
@@ -454,6 +465,8 @@ void Elaborator::elaborateStatement(const Stmt &stmt) {
     return setWeightDecay(static_cast<const WeightDecayStmt &>(stmt));
   case StmtKind::Repeat:
     return repeat(static_cast<const RepeatStmt &>(stmt));
+  case StmtKind::Train:
+    return; // read before the body (frontend/TrainSection.cpp): it sets the batch size
   }
 }
 
@@ -523,7 +536,7 @@ void Elaborator::declare(const DeclStmt &decl) {
     }
   }
   if (usesBatch)
-    graph_->batch = *options_.batch;
+    graph_->batch = *batch_;
   Node *node = createNode(kind, {}, *type, attrs, current.prefix + decl.name, decl.nameLoc);
   current.names[decl.name] = Binding{role, Value::tensor(node), decl.nameLoc};
 }
@@ -678,20 +691,20 @@ std::optional<int64_t> Elaborator::resolveDim(const Dim &dim, const DeclStmt &de
       }
       size = value.number;
     } else if (dim.name == "batch") {
-      if (!options_.batch) {
+      if (!batch_) {
         if (!batchReported_)
           error(dim.loc, "the batch size is not set; pass --batch=N", dim.length);
         batchReported_ = true;
         failed_ = true;
         return std::nullopt;
       }
-      if (*options_.batch <= 0) {
-        error(dim.loc, fmt::format("the batch size must be positive, got {}", *options_.batch),
+      if (*batch_ <= 0) {
+        error(dim.loc, fmt::format("the batch size must be positive, got {}", *batch_),
               dim.length);
         return std::nullopt;
       }
       usesBatch = true;
-      size = static_cast<double>(*options_.batch);
+      size = static_cast<double>(*batch_);
     } else {
       std::string what = it != current.names.end()
                              ? fmt::format("'{}' is a value, not a dimension", dim.name)

@@ -152,6 +152,7 @@ private:
   bool parseInit(InitExpr &init);
   bool parseSignedNumber(Number &number, std::string_view what);
   StmtPtr parseRepeat(const BodyContext &context);
+  StmtPtr parseTrain();
   void checkBlockBody(const Block &block);
 
   ExprPtr parseExpr();
@@ -439,6 +440,9 @@ void Parser::checkAllowed(const Token &keyword, StmtKind kind, const BodyContext
   } else if (kind == StmtKind::Out) {
     message = "'out' is only allowed in a block; use 'output' to name the model's prediction";
   }
+  if (message.empty() && kind == StmtKind::Train && context.definition == DefinitionKind::Block)
+    message = fmt::format("'train' is only allowed in a model, not in block '{}'",
+                          context.blockName);
   if (!message.empty())
     error(keyword, message);
 }
@@ -476,8 +480,8 @@ StmtPtr Parser::parseStatement(const BodyContext &context) {
     kind = StmtKind::Repeat;
     break;
   case TokenKind::KwTrain:
-    error(first, "the 'train' section is not supported yet; pass the batch size with --batch=N");
-    return nullptr;
+    kind = StmtKind::Train;
+    break;
   case TokenKind::Identifier: {
     if (!peek(1).is(TokenKind::Equal)) {
       error(peek(1), fmt::format("expected '=' after '{}' to assign it a value", first.text));
@@ -525,6 +529,8 @@ StmtPtr Parser::parseStatement(const BodyContext &context) {
   }
   case StmtKind::Repeat:
     return parseRepeat(context);
+  case StmtKind::Train:
+    return parseTrain();
   case StmtKind::Assign:
     break;
   }
@@ -682,6 +688,49 @@ StmtPtr Parser::parseRepeat(const BodyContext &context) {
   inner.openBrace = consume().loc;
   parseBody(repeat->body, inner);
   return repeat;
+}
+
+/// `train { name = value ... }`: only settings, one per line or ';'.
+StmtPtr Parser::parseTrain() {
+  Token keyword = consume();
+  if (!at(TokenKind::LBrace)) {
+    error(peek(), fmt::format("expected '{{' after 'train', got {}", peek().quoted()));
+    return nullptr;
+  }
+  Token open = consume();
+  auto train = std::make_unique<TrainStmt>(keyword.loc);
+  for (;;) {
+    while (at(TokenKind::Newline) || at(TokenKind::Semicolon))
+      consume();
+    if (accept(TokenKind::RBrace))
+      return train;
+    if (at(TokenKind::Eof) || at(TokenKind::KwModel) || at(TokenKind::KwBlock)) {
+      if (error(peek(), "expected '}' to close the 'train' section"))
+        diags_.note(open.loc, "to match this '{'");
+      unwinding_ = true;
+      return train;
+    }
+    if (!at(TokenKind::Identifier) || !peek(1).is(TokenKind::Equal)) {
+      error(peek(), fmt::format("expected a setting 'name = value' in the 'train' section, got {}",
+                                peek().quoted()));
+      skipStatement();
+      continue;
+    }
+    Token name = consume();
+    consume(); // '='
+    ExprPtr value = parseExpr();
+    if (!value) {
+      skipStatement();
+      continue;
+    }
+    train->settings.push_back(
+        std::make_unique<AssignStmt>(std::string(name.text), name.loc, std::move(value)));
+    if (accept(TokenKind::Newline) || accept(TokenKind::Semicolon) || at(TokenKind::RBrace))
+      continue;
+    error(peek(), fmt::format("expected a new line or ';' after the setting, got {}",
+                              peek().quoted()));
+    skipStatement();
+  }
 }
 
 void Parser::checkBlockBody(const Block &block) {

@@ -41,6 +41,7 @@ bool loadModel(const std::string &path, const ModelOptions &options, bool parseO
   frontend::ElaborateOptions elaborateOptions;
   elaborateOptions.batch = options.batch;
   elaborateOptions.model = options.model;
+  elaborateOptions.settings = &model.settings;
   model.forward = frontend::elaborate(*model.ast, elaborateOptions, diags);
   return model.forward != nullptr && ir::verify(*model.forward, diags);
 }

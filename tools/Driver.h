@@ -18,6 +18,7 @@ struct LoadedModel {
   std::string path;
   std::unique_ptr<frontend::ast::File> ast;
   std::unique_ptr<ir::Graph> forward;
+  frontend::TrainSettings settings; ///< the model's train { } section
 };
 
 /// What selects and sizes the model of a file: --batch and --model.

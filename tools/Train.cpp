@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/Codegen.h"
+#include "ir/Printer.h"
 #include "runtime/Data.h"
 #include "runtime/Trainer.h"
 #include "tools/Commands.h"
@@ -33,10 +34,12 @@ std::vector<int64_t> exampleDims(const rt::TensorSpec &spec, int64_t batch) {
 
 int runTrain(const std::vector<std::string> &args) {
   po::options_description options("train options", 120, 60);
-  options.add_options()("epochs", po::value<int64_t>()->default_value(10), "passes over the data")(
-      "seed", po::value<uint64_t>()->default_value(1),
-      "seed of the initial weights, the data, the shuffling and the dropout masks")(
-      "lr", po::value<float>()->default_value(0.01f), "learning rate")(
+  options.add_options()("epochs", po::value<int64_t>(),
+                        "passes over the data (default: the train section's, else 10)")(
+      "seed", po::value<uint64_t>(),
+      "seed of the initial weights, the data, the shuffling and the dropout masks (default: the "
+      "train section's, else 1)")(
+      "lr", po::value<float>(), "learning rate (default: the train section's, else 0.01)")(
       "metrics", po::value<std::string>(), "write one CSV row per epoch to this file")(
       "data", po::value<std::string>()->default_value("synthetic"),
       "synthetic: a regression set drawn from a fixed random teacher network")(
@@ -48,9 +51,20 @@ int runTrain(const std::vector<std::string> &args) {
   if (int status = parseOptions("train", "FILE.grad [options]", options, args, values);
       status >= 0)
     return status;
-  int64_t epochs = values["epochs"].as<int64_t>();
+  SourceManager sources;
+  Diagnostics diags(&sources);
+  LoadedModel model;
+  if (!loadModel(values["file"].as<std::string>(), modelOptions(values), false, sources, diags,
+                 model))
+    return 1;
+  // Flags override the model's train section, which overrides the defaults.
+  const frontend::TrainSettings &settings = model.settings;
+  int64_t epochs = values.count("epochs") ? values["epochs"].as<int64_t>()
+                                          : settings.epochs.value_or(10);
+  float lr = values.count("lr") ? values["lr"].as<float>()
+                                : static_cast<float>(settings.lr.value_or(0.01));
+  uint64_t seed = values.count("seed") ? values["seed"].as<uint64_t>() : settings.seed.value_or(1);
   int64_t examples = values["examples"].as<int64_t>();
-  float lr = values["lr"].as<float>();
   if (epochs < 0)
     return fail(fmt::format("--epochs must be >= 0, got {}", epochs));
   if (examples < 2)
@@ -60,12 +74,6 @@ int runTrain(const std::vector<std::string> &args) {
   if (values["data"].as<std::string>() != "synthetic")
     return fail(fmt::format("unknown data set '{}'; expected synthetic",
                             values["data"].as<std::string>()));
-
-  SourceManager sources;
-  Diagnostics diags(&sources);
-  LoadedModel model;
-  if (!loadModel(values["file"].as<std::string>(), modelOptions(values), false, sources, diags, model))
-    return 1;
 
   auto compileStart = std::chrono::steady_clock::now();
   std::unique_ptr<ir::Graph> trainGraph =
@@ -98,7 +106,6 @@ int runTrain(const std::vector<std::string> &args) {
                             trainGraph->name));
   if (target->isInt)
     return fail("synthetic data is a regression set; the model's target is an integer label");
-  uint64_t seed = values["seed"].as<uint64_t>();
   rt::Dataset data;
   try {
     data = rt::makeSyntheticRegression(examples, exampleDims(*input, step.batch),
@@ -117,9 +124,10 @@ int runTrain(const std::vector<std::string> &args) {
       ++params;
     }
   std::cout << fmt::format("training '{}' ({}): {} params, {} weights; {}: {} train / {} test "
-                           "examples; sgd, lr {}, {} epochs, seed {}; JIT {:.0f} ms\n",
+                           "examples; {}, lr {}, {} epochs, seed {}; JIT {:.0f} ms\n",
                            trainGraph->name, model.path, params, weights, data.description,
-                           split.train.size, split.test.size, lr, epochs, seed, compileMs);
+                           split.train.size, split.test.size,
+                           ir::formatOptimizer(trainGraph->optimizer), lr, epochs, seed, compileMs);
 
   rt::TensorStore store(seed);
   rt::TrainOptions trainOptions;

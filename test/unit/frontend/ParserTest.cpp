@@ -286,9 +286,9 @@ TEST(Parser, SyntaxErrors) {
        "test.grad:2:3: error: 'weight_decay' is only allowed in a model, not in block 'b'"},
       {"model m {\n  repeat 2 { output x }\n}\n",
        "test.grad:2:14: error: 'output' is not allowed inside 'repeat'"},
-      {"model m {\n  train { epochs = 3 }\n}\n",
-       "test.grad:2:3: error: the 'train' section is not supported yet; pass the batch size with "
-       "--batch=N"},
+      {"model m {\n  train { epochs }\n}\n",
+       "test.grad:2:11: error: expected a setting 'name = value' in the 'train' section, got "
+       "'epochs'"},
       {"model m {\n  a = 1.2.3\n}\n", "test.grad:2:7: error: invalid number '1.2.3'"},
   };
   for (const SyntaxCase &test : cases) {
