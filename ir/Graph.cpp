@@ -68,12 +68,15 @@ std::unique_ptr<Graph> Graph::clone() const {
   copy->weightDecay = weightDecay;
   copy->batch = batch;
   copy->optimizer = optimizer;
+  copy->nextSuffix_ = nextSuffix_;
   std::unordered_map<const Node *, Node *> map;
   for (const auto &node : nodes_) {
     auto fresh = std::make_unique<Node>(*node);
     for (Node *&operand : fresh->operands)
       operand = map.at(operand);
     map[node.get()] = fresh.get();
+    if (fresh->hasResult())
+      copy->byName_[fresh->name] = fresh.get();
     copy->nodes_.push_back(std::move(fresh));
   }
   for (const auto &node : copy->nodes_)
@@ -93,9 +96,11 @@ Node *Graph::create(OpKind kind, std::vector<Node *> operands, Type type, Attrs 
   node->attrs = std::move(attrs);
   node->loc = loc;
   node->phase = phase_;
-  if (node->hasResult())
-    node->name = uniqueName(name.empty() ? std::string_view(opInfo(kind).mnemonic) : name);
   Node *raw = node.get();
+  if (node->hasResult()) {
+    node->name = uniqueName(name.empty() ? std::string_view(opInfo(kind).mnemonic) : name);
+    byName_[node->name] = raw;
+  }
   if (insertBefore_)
     nodes_.insert(nodes_.begin() + indexOf(insertBefore_), std::move(node));
   else
@@ -122,17 +127,16 @@ std::vector<Node *> Graph::users(const Node *node) const {
 }
 
 Node *Graph::find(std::string_view name) const {
-  for (const auto &node : nodes_)
-    if (node->name == name)
-      return node.get();
-  return nullptr;
+  auto it = byName_.find(std::string(name));
+  return it == byName_.end() ? nullptr : it->second;
 }
 
 std::string Graph::uniqueName(std::string_view base) const {
   if (!find(base))
     return std::string(base);
-  for (int i = 1;; ++i) {
-    std::string candidate = fmt::format("{}.{}", base, i);
+  int &next = nextSuffix_[std::string(base)];
+  for (next = std::max(next, 1);; ++next) {
+    std::string candidate = fmt::format("{}.{}", base, next);
     if (!find(candidate))
       return candidate;
   }
@@ -141,8 +145,9 @@ std::string Graph::uniqueName(std::string_view base) const {
 void Graph::rename(Node *node, std::string_view base) {
   if (node->name == base)
     return;
-  node->name.clear();
+  byName_.erase(node->name);
   node->name = uniqueName(base);
+  byName_[node->name] = node;
 }
 
 void Graph::replaceAllUsesWith(Node *from, Node *to) {
@@ -165,6 +170,9 @@ void Graph::erase(Node *node) {
   for (const auto &other : nodes_)
     if (other->gradOf == node)
       other->gradOf = nullptr;
+  auto named = byName_.find(node->name);
+  if (named != byName_.end() && named->second == node)
+    byName_.erase(named);
   nodes_.erase(nodes_.begin() + indexOf(node));
 }
 

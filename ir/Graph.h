@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace gradc::ir {
@@ -218,6 +219,10 @@ public:
 
 private:
   std::vector<std::unique_ptr<Node>> nodes_;
+  /// Names to nodes, and the next suffix to try per base name: building a
+  /// graph of n nodes stays O(n), even for long `repeat`s.
+  std::unordered_map<std::string, Node *> byName_;
+  mutable std::unordered_map<std::string, int> nextSuffix_;
   Node *insertBefore_ = nullptr;
   Phase phase_ = Phase::Forward;
 };
