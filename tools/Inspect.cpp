@@ -1,5 +1,6 @@
 //===- tools/Inspect.cpp - gradc check, show and opt ----------------------===//
 #include "codegen/Codegen.h"
+#include "ir/Dot.h"
 #include "ir/IRParser.h"
 #include "ir/Printer.h"
 #include "tools/Commands.h"
@@ -7,7 +8,11 @@
 #include "tools/Options.h"
 
 #include <fmt/format.h>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <unistd.h>
 
 namespace gradc::tool {
 
@@ -25,6 +30,25 @@ int runCheck(const std::vector<std::string> &args) {
 }
 
 namespace {
+
+/// Renders the graph to SVG on stdout through Graphviz's `dot`.
+int renderSvg(const ir::Graph &graph, const ir::DotOptions &options) {
+  char path[] = "/tmp/gradc-XXXXXX.dot";
+  int fd = mkstemps(path, 4);
+  if (fd < 0)
+    return fail("cannot create a temporary file for Graphviz");
+  close(fd);
+  {
+    std::ofstream file(path);
+    ir::printDot(graph, file, options);
+  }
+  std::fflush(stdout);
+  int status = std::system(fmt::format("dot -Tsvg '{}'", path).c_str());
+  std::remove(path);
+  if (status != 0)
+    return fail("Graphviz's 'dot' failed or is not installed (Debian package graphviz)");
+  return 0;
+}
 
 /// The stages `gradc show` prints, in pipeline order.
 constexpr const char *kStages[] = {"parsed",    "forward", "backward", "train", "optimized",
@@ -50,6 +74,9 @@ int runShow(const std::vector<std::string> &args) {
       "for llvm, llvm-opt and asm: train_step (the optimized training graph) or eval (the "
       "inference graph)")(
       "no-loc", "do not print loc(...) after each op")(
+      "format", po::value<std::string>()->default_value("text"),
+      "for graph stages: text (IR that parses back), dot (Graphviz) or svg (rendered by "
+      "Graphviz's dot)")("collapse-blocks", "with dot/svg: draw each block instance as one node")(
       "print-after-all", "print the graph after every pass of the stage's pipeline")(
       "cpu", po::value<std::string>()->default_value("host"), "target CPU for llvm-opt and asm");
   addModelOptions(options);
@@ -62,6 +89,14 @@ int runShow(const std::vector<std::string> &args) {
   if (std::find(std::begin(kStages), std::end(kStages), stage) == std::end(kStages))
     return fail(fmt::format("unknown stage '{}'; expected one of: {}", stage,
                             fmt::join(kStages, ", ")));
+  std::string format = values["format"].as<std::string>();
+  if (format != "text" && format != "dot" && format != "svg")
+    return fail(fmt::format("unknown format '{}'; expected text, dot or svg", format));
+  bool drawsGraph = stage != "parsed" && stage != "llvm" && stage != "llvm-opt" && stage != "asm";
+  if (format != "text" && !drawsGraph)
+    return fail(fmt::format("--format={} draws graph stages (forward, backward, train, optimized, "
+                            "inference), not '{}'",
+                            format, stage));
   std::string kernel = values["kernel"].as<std::string>();
   if (kernel != "train_step" && kernel != "eval")
     return fail(fmt::format("unknown kernel '{}'; expected train_step or eval", kernel));
@@ -82,10 +117,19 @@ int runShow(const std::vector<std::string> &args) {
   pipeline.printLocations = print.locations;
   if (values.count("print-after-all"))
     pipeline.printAfterEach = &std::cout;
-  if (stage == "forward") {
-    ir::print(*model.forward, std::cout, print);
+  ir::DotOptions dot;
+  dot.collapseBlocks = values.count("collapse-blocks") > 0;
+  auto emit = [&](const ir::Graph &graph) {
+    if (format == "text")
+      ir::print(graph, std::cout, print);
+    else if (format == "dot")
+      ir::printDot(graph, std::cout, dot);
+    else
+      return renderSvg(graph, dot);
     return 0;
-  }
+  };
+  if (stage == "forward")
+    return emit(*model.forward);
   GraphStage graphStage = stage == "train"       ? GraphStage::Train
                           : stage == "backward"  ? GraphStage::Backward
                           : stage == "inference" ? GraphStage::Inference
@@ -95,11 +139,8 @@ int runShow(const std::vector<std::string> &args) {
   std::unique_ptr<ir::Graph> graph = buildStage(*model.forward, graphStage, diags, pipeline);
   if (!graph)
     return 1;
-  if (stage == "backward" || stage == "train" || stage == "optimized" || stage == "inference") {
-    if (!pipeline.printAfterEach)
-      ir::print(*graph, std::cout, print);
-    return 0;
-  }
+  if (drawsGraph)
+    return pipeline.printAfterEach ? 0 : emit(*graph);
   codegen::CodegenOptions codegenOptions;
   codegenOptions.cpu = values["cpu"].as<std::string>();
   std::string text, error;
