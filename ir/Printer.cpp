@@ -1,6 +1,7 @@
 //===- ir/Printer.cpp - Textual form of the IR ----------------------------===//
 #include "ir/Printer.h"
 #include "ir/Graph.h"
+#include "ir/Diagnostics.h"
 
 #include <fmt/format.h>
 #include <ostream>
@@ -93,6 +94,21 @@ std::string toString(const Node &node, const PrintOptions &options) {
     line += fmt::format(" grad(%{})", node.gradOf->name);
   if (options.locations && node.loc.valid())
     line += fmt::format(" loc({}:{}:{})", quote(*node.loc.file), node.loc.line, node.loc.col);
+  if (options.traceSources && node.gradOf) {
+    const Node &of = *node.gradOf;
+    std::string where;
+    if (of.loc.valid()) {
+      std::string_view text = options.traceSources->lineText(of.loc);
+      while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
+        text.remove_prefix(1);
+      std::string file = *of.loc.file;
+      if (size_t slash = file.rfind('/'); slash != std::string::npos)
+        file = file.substr(slash + 1);
+      where = text.empty() ? fmt::format("  ({}:{})", file, of.loc.line)
+                           : fmt::format("  ({}:{}  {})", file, of.loc.line, text);
+    }
+    line += fmt::format("  // d/d {}{}", of.name, where);
+  }
   return line;
 }
 

@@ -19,6 +19,10 @@
 #include <iosfwd>
 #include <string>
 
+namespace gradc {
+class SourceManager;
+}
+
 namespace gradc::ir {
 class Graph;
 class Node;
@@ -26,6 +30,11 @@ struct OptimizerConfig;
 
 struct PrintOptions {
   bool locations = true; ///< print loc("file":line:col) after each op
+  /// With sources: each gradient op gets a trailing comment naming the
+  /// forward value it differentiates and the model line that value comes
+  /// from, e.g. `// d/d o  (lecture.grad:19  o = W2 @ h)`.  The parser
+  /// ignores comments, so the text still parses back.
+  const SourceManager *traceSources = nullptr;
 };
 
 void print(const Graph &graph, std::ostream &out, const PrintOptions &options = {});

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <iostream>
 #include <unistd.h>
 
@@ -50,6 +51,29 @@ int renderSvg(const ir::Graph &graph, const ir::DotOptions &options) {
   return 0;
 }
 
+/// Keeps only `value` and what it is computed from; its result is "only".
+bool sliceTo(ir::Graph &graph, const std::string &value) {
+  ir::Node *target = graph.find(value);
+  if (!target) {
+    fail(fmt::format("--only: graph @{} has no value '%{}'", graph.name, value));
+    return false;
+  }
+  std::set<const ir::Node *> keep{target};
+  for (auto it = graph.nodes().rbegin(); it != graph.nodes().rend(); ++it)
+    if (keep.count(it->get()))
+      for (const ir::Node *operand : (*it)->operands)
+        keep.insert(operand);
+  graph.outputs.clear();
+  graph.setOutput("only", target);
+  std::vector<ir::Node *> drop;
+  for (const auto &node : graph.nodes())
+    if (!keep.count(node.get()))
+      drop.push_back(node.get());
+  for (auto it = drop.rbegin(); it != drop.rend(); ++it)
+    graph.erase(*it);
+  return true;
+}
+
 /// The stages `gradc show` prints, in pipeline order.
 constexpr const char *kStages[] = {"parsed",    "forward", "backward", "train", "optimized",
                                    "inference", "llvm",    "llvm-opt", "asm"};
@@ -74,6 +98,9 @@ int runShow(const std::vector<std::string> &args) {
       "for llvm, llvm-opt and asm: train_step (the optimized training graph) or eval (the "
       "inference graph)")(
       "no-loc", "do not print loc(...) after each op")(
+      "trace", "annotate each gradient with the forward value and model line it differentiates")(
+      "only", po::value<std::string>(),
+      "print only the part of the graph that computes this value (e.g. dJ_dW1)")(
       "format", po::value<std::string>()->default_value("text"),
       "for graph stages: text (IR that parses back), dot (Graphviz) or svg (rendered by "
       "Graphviz's dot)")("collapse-blocks", "with dot/svg: draw each block instance as one node")(
@@ -113,13 +140,18 @@ int runShow(const std::vector<std::string> &args) {
   }
   ir::PrintOptions print;
   print.locations = !values.count("no-loc");
+  if (values.count("trace"))
+    print.traceSources = &sources;
   passes::PipelineOptions pipeline;
   pipeline.printLocations = print.locations;
   if (values.count("print-after-all"))
     pipeline.printAfterEach = &std::cout;
+  std::string only = values.count("only") ? values["only"].as<std::string>() : "";
   ir::DotOptions dot;
   dot.collapseBlocks = values.count("collapse-blocks") > 0;
-  auto emit = [&](const ir::Graph &graph) {
+  auto emit = [&](ir::Graph &graph) {
+    if (!only.empty() && !sliceTo(graph, only))
+      return 1;
     if (format == "text")
       ir::print(graph, std::cout, print);
     else if (format == "dot")
