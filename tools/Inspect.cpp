@@ -5,6 +5,7 @@
 #include "ir/Printer.h"
 #include "tools/Commands.h"
 #include "tools/Driver.h"
+#include "tools/MemoryReport.h"
 #include "tools/Options.h"
 
 #include <fmt/format.h>
@@ -51,6 +52,38 @@ int renderSvg(const ir::Graph &graph, const ir::DotOptions &options) {
   return 0;
 }
 
+/// The training step's and inference's memory plans, then the peaks for
+/// several batch sizes (re-elaborating the model for each).
+int showMemory(const LoadedModel &model, const po::variables_map &values, SourceManager &sources,
+               Diagnostics &diags) {
+  std::unique_ptr<ir::Graph> train = buildStage(*model.forward, GraphStage::Optimized, diags);
+  std::unique_ptr<ir::Graph> infer = buildStage(*model.forward, GraphStage::Inference, diags);
+  if (!train || !infer)
+    return 1;
+  printMemoryReport(*train, std::cout);
+  std::cout << '\n';
+  printMemoryReport(*infer, std::cout);
+  if (model.forward->batch == 0)
+    return 0;
+  std::cout << fmt::format("\n{:>6} {:>16} {:>16} {:>16} {:>16}\n", "batch", "train arena",
+                           "train bound", "kept for bwd", "inference arena");
+  for (int64_t batch : {1, 8, 64, 512}) {
+    ModelOptions options = modelOptions(values);
+    options.batch = batch;
+    LoadedModel sized;
+    if (!loadModel(model.path, options, false, sources, diags, sized))
+      return 1;
+    auto t = buildStage(*sized.forward, GraphStage::Optimized, diags);
+    auto i = buildStage(*sized.forward, GraphStage::Inference, diags);
+    if (!t || !i)
+      return 1;
+    MemorySummary ts = summarizeMemory(*t), is = summarizeMemory(*i);
+    std::cout << fmt::format("{:>6} {:>16} {:>16} {:>16} {:>16}\n", batch, ts.arenaBytes,
+                             ts.lowerBoundBytes, ts.keptForBackwardBytes, is.arenaBytes);
+  }
+  return 0;
+}
+
 /// Keeps only `value` and what it is computed from; its result is "only".
 bool sliceTo(ir::Graph &graph, const std::string &value) {
   ir::Node *target = graph.find(value);
@@ -75,8 +108,8 @@ bool sliceTo(ir::Graph &graph, const std::string &value) {
 }
 
 /// The stages `gradc show` prints, in pipeline order.
-constexpr const char *kStages[] = {"parsed",    "forward", "backward", "train", "optimized",
-                                   "inference", "llvm",    "llvm-opt", "asm"};
+constexpr const char *kStages[] = {"parsed",    "forward", "backward", "train",  "optimized",
+                                   "inference", "memory",  "llvm",     "llvm-opt", "asm"};
 
 } // namespace
 
@@ -91,6 +124,8 @@ int runShow(const std::vector<std::string> &args) {
       "  train      backward + the optimizer's updates: the training step as derived\n"
       "  optimized  train after simplify: what codegen compiles\n"
       "  inference  dropout as identity, simplified: what eval compiles\n"
+      "  memory     the memory plans of the training step and of inference, and the peak\n"
+      "             for batch sizes 1, 8, 64, 512\n"
       "  llvm       LLVM IR of the generated kernel, before LLVM's passes\n"
       "  llvm-opt   the same after LLVM's -O3 pipeline for the target CPU\n"
       "  asm        the kernel's assembly")(
@@ -119,7 +154,8 @@ int runShow(const std::vector<std::string> &args) {
   std::string format = values["format"].as<std::string>();
   if (format != "text" && format != "dot" && format != "svg")
     return fail(fmt::format("unknown format '{}'; expected text, dot or svg", format));
-  bool drawsGraph = stage != "parsed" && stage != "llvm" && stage != "llvm-opt" && stage != "asm";
+  bool drawsGraph = stage != "parsed" && stage != "memory" && stage != "llvm" &&
+                    stage != "llvm-opt" && stage != "asm";
   if (format != "text" && !drawsGraph)
     return fail(fmt::format("--format={} draws graph stages (forward, backward, train, optimized, "
                             "inference), not '{}'",
@@ -162,6 +198,8 @@ int runShow(const std::vector<std::string> &args) {
   };
   if (stage == "forward")
     return emit(*model.forward);
+  if (stage == "memory")
+    return showMemory(model, values, sources, diags);
   GraphStage graphStage = stage == "train"       ? GraphStage::Train
                           : stage == "backward"  ? GraphStage::Backward
                           : stage == "inference" ? GraphStage::Inference
