@@ -4,6 +4,7 @@
 #include "ir/IRParser.h"
 #include "ir/Printer.h"
 #include "tools/Commands.h"
+#include "runtime/Init.h"
 #include "tools/Driver.h"
 #include "tools/MemoryReport.h"
 #include "tools/Options.h"
@@ -18,8 +19,14 @@
 
 namespace gradc::tool {
 
+void printInitReport(const ir::Graph &forward, uint64_t seed, std::ostream &out);
+
 int runCheck(const std::vector<std::string> &args) {
   po::options_description options("check options", 120, 60);
+  options.add_options()("init-report",
+                        "print each parameter's fans, its initializer's variance, the variance "
+                        "Xavier gives (lecture 2.7) and the variance of a sample drawn with --seed")(
+      "seed", po::value<uint64_t>()->default_value(1), "seed of the --init-report sample");
   addModelOptions(options);
   po::variables_map values;
   if (int status = parseOptions("check", "FILE.grad [options]", options, args, values);
@@ -28,7 +35,61 @@ int runCheck(const std::vector<std::string> &args) {
   SourceManager sources;
   Diagnostics diags(&sources);
   LoadedModel model;
-  return loadModel(values["file"].as<std::string>(), modelOptions(values), false, sources, diags, model) ? 0 : 1;
+  if (!loadModel(values["file"].as<std::string>(), modelOptions(values), false, sources, diags,
+                 model))
+    return 1;
+  if (values.count("init-report"))
+    printInitReport(*model.forward, values["seed"].as<uint64_t>(), std::cout);
+  return 0;
+}
+
+namespace {
+
+/// The variance an initializer aims for, from lecture 2.7's formulas.
+double initializerVariance(const rt::Initializer &init, int64_t fanIn, int64_t fanOut) {
+  const std::string &k = init.kind;
+  if (k == "xavier_normal" || k == "xavier_uniform")
+    return 2.0 / double(fanIn + fanOut);
+  if (k == "he_normal" || k == "he_uniform")
+    return 2.0 / double(fanIn);
+  if (k == "normal")
+    return init.args[0] * init.args[0];
+  if (k == "uniform")
+    return (init.args[1] - init.args[0]) * (init.args[1] - init.args[0]) / 12.0;
+  return 0; // zeros, ones, constant
+}
+
+} // namespace
+
+void printInitReport(const ir::Graph &forward, uint64_t seed, std::ostream &out) {
+  rt::KernelSpec spec = codegen::describeKernel(forward, "init");
+  out << fmt::format("{:<16} {:>10} {:>7} {:>7}  {:<16} {:>12} {:>12} {:>12}\n", "param",
+                     "shape", "fan_in", "fan_out", "init", "variance", "xavier", "sample");
+  uint32_t index = 0;
+  for (const rt::TensorSpec &t : spec.buffers) {
+    if (t.role != rt::Role::Param)
+      continue;
+    rt::Fans fans = rt::initializerFans(t);
+    std::vector<float> values(t.numel());
+    rt::initializeTensor(t, values.data(), seed, index++);
+    double mean = 0, sq = 0;
+    for (float v : values)
+      mean += v;
+    mean /= double(values.size());
+    for (float v : values)
+      sq += (v - mean) * (v - mean);
+    std::string init = t.init.kind;
+    if (!t.init.args.empty()) {
+      std::vector<std::string> args;
+      for (double a : t.init.args)
+        args.push_back(ir::formatNumber(a));
+      init += fmt::format("({})", fmt::join(args, ","));
+    }
+    out << fmt::format("{:<16} {:>10} {:>7} {:>7}  {:<16} {:>12.4e} {:>12.4e} {:>12.4e}\n",
+                       t.name, t.shapeStr(), fans.in, fans.out, init,
+                       initializerVariance(t.init, fans.in, fans.out),
+                       2.0 / double(fans.in + fans.out), sq / double(values.size()));
+  }
 }
 
 namespace {
