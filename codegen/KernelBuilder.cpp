@@ -61,6 +61,13 @@ Value *KernelBuilder::load(Value *base, Value *idx, const Twine &name) {
   return load;
 }
 
+Value *KernelBuilder::loadI32(Value *base, Value *idx, const Twine &name) {
+  Value *address = b.CreateInBoundsGEP(i32, base, idx);
+  LoadInst *load = b.CreateAlignedLoad(i32, address, Align(4), name);
+  tag(load, base);
+  return load;
+}
+
 void KernelBuilder::store(Value *value, Value *base, Value *idx) {
   Value *address = b.CreateInBoundsGEP(f32, base, idx);
   StoreInst *store = b.CreateAlignedStore(value, address, Align(4));

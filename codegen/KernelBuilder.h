@@ -47,6 +47,8 @@ public:
   /// Loads f32 element `index` of the storage at `base`.
   llvm::Value *load(llvm::Value *base, llvm::Value *index, const llvm::Twine &name = "");
   void store(llvm::Value *value, llvm::Value *base, llvm::Value *index);
+  /// Loads i32 element `index` (a class label) of the storage at `base`.
+  llvm::Value *loadI32(llvm::Value *base, llvm::Value *index, const llvm::Twine &name = "");
   /// Copies `bytes` bytes (memcpy; never overlapping).
   void copy(llvm::Value *dst, llvm::Value *src, int64_t bytes);
   /// Sets `bytes` bytes to zero (which is 0.0f).

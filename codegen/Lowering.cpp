@@ -17,10 +17,12 @@
 #include "codegen/MathApprox.h"
 #include "codegen/PhiloxLowering.h"
 #include "codegen/Reduce.h"
+#include "codegen/Rows.h"
 #include "ir/Graph.h"
 #include "ir/Printer.h"
 
 #include <llvm/IR/AssemblyAnnotationWriter.h>
+#include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Module.h>
 #include <llvm/Support/FormattedStream.h>
 
@@ -222,6 +224,12 @@ private:
       kb_.copy(dst, src, node.type.bytes());
   }
 
+  /// A vector or a matrix as rows along its last axis.
+  RowMatrix rowsOf(const Node *x) {
+    int64_t classes = x->type.shape.back();
+    return RowMatrix{pointerOf(x), x->type.numel() / classes, classes, x->name};
+  }
+
   std::vector<int64_t> allAxes(const ir::Type &type) {
     std::vector<int64_t> axes(type.rank());
     for (int i = 0; i < type.rank(); ++i)
@@ -326,6 +334,14 @@ private:
     case OpKind::Div:
       binary(node, [&](Value *x, Value *y) { return b_.CreateFDiv(x, y, v); });
       break;
+    case OpKind::Maximum:
+    case OpKind::Minimum: {
+      // llvm.maximum / llvm.minimum: a NaN operand gives NaN, as in the interpreter.
+      Intrinsic::ID id = node.is(OpKind::Maximum) ? Intrinsic::maximum : Intrinsic::minimum;
+      binary(node,
+             [&](Value *x, Value *y) { return b_.CreateBinaryIntrinsic(id, x, y, nullptr, v); });
+      break;
+    }
     case OpKind::Sum:
     case OpKind::Mean: {
       const Node *x = node.operands[0];
@@ -336,6 +352,13 @@ private:
           kb_, name, x->type.shape, attrs.axes, {{pointerOf(x), x->name}}, out,
           [](ArrayRef<Value *> in) { return in[0]; },
           node.is(OpKind::Mean) && count != 1 ? function_ref<Value *(Value *)>(mean) : nullptr);
+      break;
+    }
+    case OpKind::Max: {
+      const Node *x = node.operands[0];
+      emitReduction(
+          kb_, name, x->type.shape, attrs.axes, {{pointerOf(x), x->name}}, out,
+          [](ArrayRef<Value *> in) { return in[0]; }, nullptr, Combine::Max);
       break;
     }
     case OpKind::SumSq: {
@@ -356,6 +379,41 @@ private:
             return b_.CreateFMul(d, d);
           },
           scale);
+      break;
+    }
+    case OpKind::Softmax:
+    case OpKind::LogSoftmax:
+      emitSoftmaxRows(kb_, name, rowsOf(node.operands[0]), out, node.is(OpKind::LogSoftmax));
+      break;
+    case OpKind::CrossEntropy: {
+      const Node *labels = node.operands[1];
+      emitCrossEntropy(kb_, name, rowsOf(node.operands[0]), pointerOf(labels), labels->name, out);
+      break;
+    }
+    case OpKind::BceLogits: {
+      // mean of max(x, 0) - x t + log(1 + exp(-|x|)).
+      const Node *x = node.operands[0], *t = node.operands[1];
+      Constant *zero = kb_.f32Const(0.0);
+      auto mean = [&](Value *sum) {
+        return b_.CreateFDiv(sum, kb_.f32Const(static_cast<double>(x->type.numel())), v);
+      };
+      emitReduction(
+          kb_, name, x->type.shape, allAxes(x->type),
+          {{pointerOf(x), x->name}, {pointerOf(t), t->name}}, out,
+          [&](ArrayRef<Value *> in) {
+            Value *positive = b_.CreateSelect(b_.CreateFCmpOGT(in[0], zero), in[0], zero);
+            Value *linear = b_.CreateFSub(positive, b_.CreateFMul(in[0], in[1]));
+            Value *magnitude = b_.CreateUnaryIntrinsic(Intrinsic::fabs, in[0]);
+            Value *e = emitExp(b_, b_.CreateFNeg(magnitude), name + ".e");
+            return b_.CreateFAdd(linear, emitLog1p(b_, e, name + ".softplus"), name + ".term");
+          },
+          mean);
+      break;
+    }
+    case OpKind::OneHot: {
+      const Node *labels = node.operands[0];
+      emitOneHot(kb_, name, pointerOf(labels), labels->name, labels->type.numel(), shape.back(),
+                 out);
       break;
     }
     case OpKind::Broadcast: {

@@ -206,6 +206,22 @@ Value *emitSigmoid(IRBuilderBase &b, Value *x, const Twine &name) {
   return b.CreateFDiv(numerator, b.CreateFAdd(e, fconst(x, 1.0)), name);
 }
 
+Value *emitLog1p(IRBuilderBase &b, Value *x, const Twine &name) {
+  // Goldberg's trick: with w = fl(1 + x), log(w) * x / (w - 1) corrects the
+  // rounding of 1 + x; when w is 1, x is below half an ulp of 1 and
+  // log(1 + x) = x to f32 precision.  Only `contract` is allowed, so
+  // (1 + x) - 1 is not simplified back to x.
+  Value *w, *general;
+  {
+    ContractOnly flags(b);
+    w = b.CreateFAdd(fconst(x, 1.0), x, "log1p.w");
+  }
+  Value *logW = emitLog(b, w);
+  ContractOnly flags(b);
+  general = b.CreateFMul(logW, b.CreateFDiv(x, b.CreateFSub(w, fconst(x, 1.0))));
+  return b.CreateSelect(b.CreateFCmpOEQ(w, fconst(x, 1.0)), x, general, name);
+}
+
 Value *emitSqrt(IRBuilderBase &b, Value *x, const Twine &name) {
   return b.CreateUnaryIntrinsic(Intrinsic::sqrt, x, nullptr, name);
 }

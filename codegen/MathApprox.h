@@ -29,6 +29,9 @@ llvm::Value *emitLog(llvm::IRBuilderBase &b, llvm::Value *x, const llvm::Twine &
 llvm::Value *emitTanh(llvm::IRBuilderBase &b, llvm::Value *x, const llvm::Twine &name = "");
 /// 1 / (1 + exp(-x)), evaluated without overflow for large |x|.
 llvm::Value *emitSigmoid(llvm::IRBuilderBase &b, llvm::Value *x, const llvm::Twine &name = "");
+/// log(1 + x), accurate for tiny x too (Goldberg's correction of 1 + x),
+/// for finite x > -1; used for log(1 + exp(-|x|)) in bce_logits.
+llvm::Value *emitLog1p(llvm::IRBuilderBase &b, llvm::Value *x, const llvm::Twine &name = "");
 /// The llvm.sqrt intrinsic: one instruction, correctly rounded.
 llvm::Value *emitSqrt(llvm::IRBuilderBase &b, llvm::Value *x, const llvm::Twine &name = "");
 /// x ^ exponent.  0, 1, 2, 0.5 and -1 are one f32 operation; other integer

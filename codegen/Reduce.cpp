@@ -2,8 +2,11 @@
 #include "codegen/Reduce.h"
 #include "codegen/Elementwise.h"
 
+#include <llvm/IR/Intrinsics.h>
+
 #include <algorithm>
 #include <functional>
+#include <limits>
 
 namespace gradc::codegen {
 
@@ -12,7 +15,7 @@ using namespace llvm;
 void emitReduction(KernelBuilder &kb, const std::string &name, const ir::Shape &shape,
                    const std::vector<int64_t> &axes, const std::vector<ReductionInput> &inputs,
                    Value *out, function_ref<Value *(ArrayRef<Value *>)> element,
-                   function_ref<Value *(Value *)> finish) {
+                   function_ref<Value *(Value *)> finish, Combine combine) {
   // Drop size-1 dimensions and merge neighbours that are both reduced or
   // both kept: the nest alternates kept and reduced blocks.
   std::vector<int64_t> dims;
@@ -43,7 +46,13 @@ void emitReduction(KernelBuilder &kb, const std::string &name, const ir::Shape &
       values.push_back(kb.load(input.base, at, input.name + ".v"));
     return element(values);
   };
-  Constant *zero = kb.f32Const(0.0);
+  Constant *initial =
+      kb.f32Const(combine == Combine::Sum ? 0.0 : -std::numeric_limits<double>::infinity());
+  auto combined = [&](Value *acc, Value *v, const std::string &what) -> Value * {
+    if (combine == Combine::Sum)
+      return kb.b.CreateFAdd(acc, v, what);
+    return kb.b.CreateBinaryIntrinsic(Intrinsic::maximum, acc, v, nullptr, what);
+  };
 
   if (reducedBlocks == 0) {
     // Nothing to sum (all reduced dimensions have size 1): a map.
@@ -62,26 +71,31 @@ void emitReduction(KernelBuilder &kb, const std::string &name, const ir::Shape &
   // written once and no initialisation is needed.
   bool innerReduced = reduced.back();
   bool direct = innerReduced && reducedBlocks == 1;
-  if (!direct)
+  if (!direct && combine == Combine::Sum)
     kb.zero(out, outCount * 4);
+  else if (!direct)
+    emitStridedMap(kb, name + ".init", {outCount}, out, {1}, {},
+                   [&](ArrayRef<Value *>) { return initial; });
   std::function<void(size_t, Value *, Value *)> level = [&](size_t depth, Value *inAt,
                                                             Value *outAt) {
     if (innerReduced && depth + 1 == dims.size()) {
-      Value *sum = kb.loop(dims[depth], name + ".r", {zero}, [&](Value *iv, ArrayRef<Value *> acc) {
-        Value *v = loadInputs(kb.offset(inAt, iv, 1));
-        return SmallVector<Value *, 2>{kb.b.CreateFAdd(acc[0], v, name + ".sum")};
-      })[0];
+      Value *sum =
+          kb.loop(dims[depth], name + ".r", {initial}, [&](Value *iv, ArrayRef<Value *> acc) {
+            Value *v = loadInputs(kb.offset(inAt, iv, 1));
+            return SmallVector<Value *, 2>{
+                combined(acc[0], v, name + (combine == Combine::Sum ? ".sum" : ".max"))};
+          })[0];
       if (direct) {
         kb.store(finish ? finish(sum) : sum, out, outAt);
       } else {
         Value *old = kb.load(out, outAt, name + ".v");
-        kb.store(kb.b.CreateFAdd(old, sum), out, outAt);
+        kb.store(combined(old, sum, ""), out, outAt);
       }
       return;
     }
     if (depth == dims.size()) {
       Value *old = kb.load(out, outAt, name + ".v");
-      kb.store(kb.b.CreateFAdd(old, loadInputs(inAt)), out, outAt);
+      kb.store(combined(old, loadInputs(inAt), ""), out, outAt);
       return;
     }
     kb.loop(dims[depth], name + ".d" + std::to_string(depth), [&](Value *iv) {

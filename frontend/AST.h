@@ -185,10 +185,12 @@ using StmtPtr = std::unique_ptr<Stmt>;
 using Body = std::vector<StmtPtr>;
 
 /// `input x : f32[4]`, `target y : i32[batch]`, `param W : f32[5, 4] = zeros`.
+/// `label y : i32[batch]` is a Target written with its synonym `label`.
 struct DeclStmt final : Stmt {
   std::string name;
   SourceLoc nameLoc;
   TypeExpr type;
+  bool label = false;   ///< a Target spelled `label`, printed back that way
   bool hasInit = false; ///< params only
   InitExpr init;
   DeclStmt(StmtKind kind, SourceLoc loc) : Stmt(kind, loc) {}

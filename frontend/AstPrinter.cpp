@@ -80,7 +80,7 @@ private:
     case StmtKind::Param: {
       const auto &decl = static_cast<const DeclStmt &>(stmt);
       const char *keyword = stmt.kind == StmtKind::Input    ? "input"
-                            : stmt.kind == StmtKind::Target ? "target"
+                            : stmt.kind == StmtKind::Target ? (decl.label ? "label" : "target")
                                                             : "param";
       out_ << keyword << ' ' << decl.name << " : " << type(decl.type);
       if (decl.hasInit)

@@ -110,7 +110,7 @@ struct Binding {
 
 /// A built-in function of the language.
 struct Builtin {
-  enum class Kind { Unary, Identity, Dropout, Reduce, SquaredError };
+  enum class Kind { Unary, Binary, Identity, Dropout, Reduce, SquaredError, Loss };
   std::string_view name;
   Kind kind;
   std::optional<OpKind> op; ///< none for the identity
@@ -128,9 +128,18 @@ const std::vector<Builtin> &builtins() {
       {"log", K::Unary, OpKind::Log, {"x"}, 1},
       {"sqrt", K::Unary, OpKind::Sqrt, {"x"}, 1},
       {"dropout", K::Dropout, OpKind::Dropout, {"x", "p"}, 2},
+      {"softmax", K::Unary, OpKind::Softmax, {"x"}, 1},
+      {"log_softmax", K::Unary, OpKind::LogSoftmax, {"x"}, 1},
+      {"maximum", K::Binary, OpKind::Maximum, {"a", "b"}, 2},
+      {"minimum", K::Binary, OpKind::Minimum, {"a", "b"}, 2},
       {"sum", K::Reduce, OpKind::Sum, {"x", "axis"}, 1},
       {"mean", K::Reduce, OpKind::Mean, {"x", "axis"}, 1},
+      {"max", K::Reduce, OpKind::Max, {"x", "axis"}, 1},
       {"squared_error", K::SquaredError, OpKind::SquaredError, {"prediction", "target"}, 2},
+      // Mean over the batch of -log softmax(logits)[label]; labels are i32.
+      {"cross_entropy", K::Loss, OpKind::CrossEntropy, {"logits", "labels"}, 2},
+      // Mean binary cross-entropy of logits against targets in [0, 1].
+      {"bce_logits", K::Loss, OpKind::BceLogits, {"logits", "targets"}, 2},
       // The identity, so that `act = none` switches a block's activation off.
       {"none", K::Identity, std::nullopt, {"x"}, 1},
   };
@@ -1021,6 +1030,16 @@ Value Elaborator::callBuiltin(const Builtin &builtin, const CallExpr &call, std:
   case Builtin::Kind::Unary:
     return createOp(*builtin.op, {requireData(elaborate(first), first)}, attrs, call.loc,
                     call.length, name);
+  case Builtin::Kind::Binary:
+  case Builtin::Kind::Loss: {
+    // maximum(a, b), minimum(a, b) (a number is a rank-0 const, broadcast);
+    // cross_entropy(logits, labels), bce_logits(logits, targets), whose
+    // shape rules check the second operand against the first.
+    const Expr &second = *(*args)[1];
+    Value a = requireData(elaborate(first), first);
+    Value b = requireData(elaborate(second), second);
+    return createOp(*builtin.op, {a, b}, attrs, call.loc, call.length, name);
+  }
   case Builtin::Kind::Dropout: {
     Value x = requireData(elaborate(first), first);
     const Expr &pExpr = *(*args)[1];
@@ -1303,8 +1322,9 @@ void Elaborator::scaleSquaredErrors() {
 Node *Elaborator::prediction(Node *loss) {
   if (outputStmt_)
     return materialize(output_, "prediction");
-  // The first argument of a loss function is what the model predicts.
-  if (loss->is(OpKind::SquaredError))
+  // The first argument of a loss function (squared_error, cross_entropy,
+  // bce_logits) is what the model predicts.
+  if (loss->info().traits & ir::TRAIT_LOSS)
     return loss->operands[0];
   if (!lastAssigned_.isPoison())
     return materialize(lastAssigned_, "prediction");

@@ -18,6 +18,8 @@ constexpr Keyword kKeywords[] = {
     {"block", TokenKind::KwBlock},
     {"input", TokenKind::KwInput},
     {"target", TokenKind::KwTarget},
+    // `label y : i32[batch]` declares class labels; a synonym of `target`.
+    {"label", TokenKind::KwTarget},
     {"param", TokenKind::KwParam},
     {"loss", TokenKind::KwLoss},
     {"output", TokenKind::KwOutput},

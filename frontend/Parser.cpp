@@ -13,7 +13,7 @@
 //                             '(' [NAME {',' NAME}] ')' '{' body '}'
 //   config     := NAME ['=' expr]
 //   body       := { statement (NEWLINE | ';') }
-//   statement  := ('input' | 'target') NAME ':' type
+//   statement  := ('input' | 'target' | 'label') NAME ':' type
 //               | 'param' NAME ':' type ['=' init]
 //               | NAME '=' expr
 //               | 'loss' expr | 'output' expr | 'out' expr
@@ -540,6 +540,7 @@ StmtPtr Parser::parseStatement(const BodyContext &context) {
 StmtPtr Parser::parseDeclaration(StmtKind kind) {
   Token keyword = consume();
   auto decl = std::make_unique<DeclStmt>(kind, keyword.loc);
+  decl->label = keyword.text == "label";
   if (!at(TokenKind::Identifier)) {
     expectedAfterPrevious("a name");
     return nullptr;

@@ -21,11 +21,16 @@ std::string Type::str() const {
   return fmt::format("{}[{}]", dtypeName(dtype), fmt::join(shape, ","));
 }
 
+// The `operands` column: all f32, or one OperandType per slot.
+#define F32_OPERANDS (OperandTypes{})
+#define OPERANDS(...) (OperandTypes{__VA_ARGS__})
 static const OpInfo kOpTable[] = {
-#define GRADC_OP(Name, Mnemonic, Arity, ValueAttr, Attributes, Rule, Traits)                    \
-  OpInfo{OpKind::Name, Mnemonic, Arity, ValueAttr, Attributes, Rule, Traits},
+#define GRADC_OP(Name, Mnemonic, Arity, Operands, ValueAttr, Attributes, Rule, Traits)             \
+  OpInfo{OpKind::Name, Mnemonic, Arity, Operands, ValueAttr, Attributes, Rule, Traits},
 #include "ir/Ops.def"
 };
+#undef F32_OPERANDS
+#undef OPERANDS
 
 const OpInfo &opInfo(OpKind kind) { return kOpTable[static_cast<size_t>(kind)]; }
 std::span<const OpInfo> allOps() { return kOpTable; }

@@ -11,6 +11,7 @@
 
 #include "ir/Diagnostics.h"
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -39,6 +40,7 @@ struct Type {
   /// "f32[5,4]"; a scalar is "f32[]".
   std::string str() const;
   static Type f32(Shape shape) { return Type{DType::F32, std::move(shape)}; }
+  static Type i32(Shape shape) { return Type{DType::I32, std::move(shape)}; }
   static Type scalar() { return Type{DType::F32, {}}; }
 };
 
@@ -63,8 +65,19 @@ enum ShapeRule : uint8_t {
   SHAPE_TRANSPOSE, ///< rank 2, dimensions swapped
   SHAPE_MATMUL,    ///< op(a) @ op(b)
   SHAPE_OUTER,     ///< [m] x [n] -> [m, n]
+  SHAPE_ROWS,      ///< same type; a vector or a matrix, normalised along its last axis
+  SHAPE_CLASSES,   ///< f32[] from logits [B, C] or [C] and one label per row, [B] or []
   SHAPE_NONE,      ///< no result (effects)
 };
+
+/// What an operand slot accepts; a row's `operands` column (ir/Ops.def).
+enum OperandType : uint8_t {
+  OPERAND_F32,    ///< an f32 value (every arithmetic operand)
+  OPERAND_LABELS, ///< i32 class indices; never differentiated
+  OPERAND_ANY,    ///< either element type (update copies what it is given)
+};
+/// One entry per operand slot (slots past the arity are OPERAND_F32).
+using OperandTypes = std::array<OperandType, 2>;
 
 enum TraitFlags : uint32_t {
   NOGRAD = 0,
@@ -72,6 +85,7 @@ enum TraitFlags : uint32_t {
   TRAIT_LEAF = 1 << 1,        ///< storage that lives outside the step
   TRAIT_ELEMENTWISE = 1 << 2, ///< result[i] depends on operand[i] only
   TRAIT_EFFECT = 1 << 3,      ///< writes state; never removed as dead
+  TRAIT_LOSS = 1 << 4,        ///< a loss function: operand 0 is the prediction
 };
 
 enum class OpKind : uint8_t {
@@ -84,10 +98,20 @@ struct OpInfo {
   OpKind kind;
   const char *mnemonic;
   int arity;
+  OperandTypes operands; ///< element type each operand slot accepts
   const char *valueAttr; ///< name of the scalar attribute, or nullptr
   uint32_t attrs;        ///< AttrFlags
   ShapeRule shapeRule;
   uint32_t traits; ///< TraitFlags
+
+  OperandType operand(int slot) const { return operands[static_cast<size_t>(slot)]; }
+  /// Whether some operand slot takes class labels.
+  bool takesLabels() const {
+    for (int i = 0; i < arity; ++i)
+      if (operand(i) == OPERAND_LABELS)
+        return true;
+    return false;
+  }
 };
 
 const OpInfo &opInfo(OpKind kind);

@@ -76,6 +76,10 @@ double binary(OpKind kind, double a, double b) {
     return a * b;
   case OpKind::Div:
     return a / b;
+  case OpKind::Maximum: // NaN in either operand gives NaN
+    return std::isnan(a) || std::isnan(b) ? std::nan("") : (a >= b ? a : b);
+  case OpKind::Minimum:
+    return std::isnan(a) || std::isnan(b) ? std::nan("") : (a <= b ? a : b);
   default:
     assert(false && "not a binary elementwise op");
     return 0;
@@ -89,6 +93,21 @@ double matElem(const Tensor &m, bool trans, bool isFirst, int64_t i, int64_t j) 
     return m.data[isFirst ? j : i];
   int64_t cols = m.type.shape[1];
   return trans ? m.data[j * cols + i] : m.data[i * cols + j];
+}
+
+/// The class index `label` of row `row` for `node` (cross_entropy,
+/// onehot), or an error naming the node and the label when it is not one of
+/// the `classes` classes.
+bool classIndex(const Node &node, double label, int64_t row, int64_t classes, int64_t &index,
+                std::string *error) {
+  if (label >= 0 && label < static_cast<double>(classes) && label == std::floor(label)) {
+    index = static_cast<int64_t>(label);
+    return true;
+  }
+  if (error)
+    *error = fmt::format("{} %{}: label {} of row {} is not a class index in [0, {})",
+                         node.mnemonic(), node.name, label, row, classes);
+  return false;
 }
 
 } // namespace
@@ -154,6 +173,8 @@ bool Interpreter::run(std::string *error) {
     case OpKind::Sub:
     case OpKind::Mul:
     case OpKind::Div:
+    case OpKind::Maximum:
+    case OpKind::Minimum:
       for (int64_t i = 0; i < node.type.numel(); ++i) {
         auto coord = coordinates(i, node.type.shape);
         out.data[i] = binary(node.kind, in(0).data[broadcastIndex(coord, in(0).type.shape)],
@@ -176,6 +197,80 @@ bool Interpreter::run(std::string *error) {
         int64_t count = x.type.numel() / node.type.numel();
         for (double &v : out.data)
           v /= static_cast<double>(count);
+      }
+      break;
+    }
+    case OpKind::Max: {
+      const Tensor &x = in(0);
+      auto outStrides = stridesOf(node.type.shape);
+      std::fill(out.data.begin(), out.data.end(), -HUGE_VAL);
+      for (int64_t i = 0; i < x.type.numel(); ++i) {
+        auto coord = coordinates(i, x.type.shape);
+        int64_t o = 0;
+        for (int64_t d = 0, k = 0; d < x.type.rank(); ++d)
+          if (std::find(a.axes.begin(), a.axes.end(), d) == a.axes.end())
+            o += coord[d] * outStrides[k++];
+        double v = x.data[i];
+        if (std::isnan(v) || v > out.data[o])
+          out.data[o] = v; // once NaN, it stays: NaN > v is false
+      }
+      break;
+    }
+    case OpKind::Softmax:
+    case OpKind::LogSoftmax: {
+      // Row by row along the last axis, shifted by the row's maximum.
+      const Tensor &x = in(0);
+      int64_t classes = x.type.shape.back(), rows = x.type.numel() / classes;
+      for (int64_t r = 0; r < rows; ++r) {
+        const double *row = x.data.data() + r * classes;
+        double *result = out.data.data() + r * classes;
+        double m = *std::max_element(row, row + classes);
+        double sum = 0;
+        for (int64_t c = 0; c < classes; ++c)
+          sum += std::exp(row[c] - m);
+        for (int64_t c = 0; c < classes; ++c)
+          result[c] =
+              node.is(OpKind::Softmax) ? std::exp(row[c] - m) / sum : row[c] - m - std::log(sum);
+      }
+      break;
+    }
+    case OpKind::CrossEntropy: {
+      // mean over rows of logsumexp(row) - row[label].
+      const Tensor &x = in(0), &labels = in(1);
+      int64_t classes = x.type.shape.back(), rows = x.type.numel() / classes;
+      double total = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        const double *row = x.data.data() + r * classes;
+        int64_t label = 0;
+        if (!classIndex(node, labels.data[r], r, classes, label, error))
+          return false;
+        double m = *std::max_element(row, row + classes);
+        double sum = 0;
+        for (int64_t c = 0; c < classes; ++c)
+          sum += std::exp(row[c] - m);
+        total += m + std::log(sum) - row[label];
+      }
+      out.data[0] = total / static_cast<double>(rows);
+      break;
+    }
+    case OpKind::BceLogits: {
+      const Tensor &x = in(0), &t = in(1);
+      double total = 0;
+      for (size_t i = 0; i < x.data.size(); ++i) {
+        double v = x.data[i];
+        total += std::max(v, 0.0) - v * t.data[i] + std::log1p(std::exp(-std::fabs(v)));
+      }
+      out.data[0] = total / static_cast<double>(x.data.size());
+      break;
+    }
+    case OpKind::OneHot: {
+      const Tensor &labels = in(0);
+      int64_t classes = node.type.shape.back();
+      for (int64_t r = 0; r < labels.type.numel(); ++r) {
+        int64_t label = 0;
+        if (!classIndex(node, labels.data[r], r, classes, label, error))
+          return false;
+        out.data[r * classes + label] = 1;
       }
       break;
     }

@@ -37,7 +37,9 @@ public:
   }
   /// Runs every node.  Afterwards `value` gives each node's result and the
   /// bound params and state hold what the graph's update ops wrote.
-  /// Returns false and sets `error` when a leaf was not bound.
+  /// Returns false and sets `error` when a leaf was not bound or a class
+  /// label (cross_entropy, onehot) is not in [0, classes); the message names
+  /// the node, the label and its row.
   bool run(std::string *error);
 
   const Tensor &value(const Node *node) const { return values_.at(node); }

@@ -54,9 +54,29 @@ static TypeResult inferDeclared(OpKind kind, std::span<const Type *const> operan
   const Type &out = *declared;
   switch (kind) {
   case OpKind::Hyper:
-    if (out.rank() != 0)
+    if (out.rank() != 0 || out.dtype != DType::F32)
       return fail("a hyperparameter is a scalar, expected type f32[]");
     break;
+  case OpKind::Param:
+  case OpKind::State:
+  case OpKind::Const:
+  case OpKind::DropoutMask:
+    if (out.dtype != DType::F32)
+      return fail(fmt::format("a '{}' value is f32, not {}; only inputs and targets may be i32",
+                              opInfo(kind).mnemonic, out.str()));
+    break;
+  case OpKind::OneHot: {
+    const Type &labels = *operands[0];
+    Shape expected = labels.shape;
+    expected.push_back(out.rank() > 0 ? out.shape.back() : 1);
+    if (out.dtype != DType::F32 || out.shape != expected)
+      return fail(fmt::format("onehot of labels {} has type f32[{}{}C], C the number of classes; "
+                              "got {}",
+                              labels.str(), fmt::join(labels.shape, ","),
+                              labels.rank() > 0 ? "," : "", out.str()),
+                  0);
+    break;
+  }
   case OpKind::Reshape:
     if (operands[0]->numel() != out.numel())
       return fail(fmt::format("cannot reshape {} ({} elements) to {} ({} elements)",
@@ -100,12 +120,29 @@ TypeResult inferType(OpKind kind, std::span<const Type *const> operands, const A
   if (static_cast<int>(operands.size()) != info.arity)
     return fail(fmt::format("'{}' takes {} operand{}, got {}", info.mnemonic, info.arity,
                             info.arity == 1 ? "" : "s", operands.size()));
-  // Every arithmetic op works on f32; i32 values are labels, read only by losses.
-  for (size_t i = 0; i < operands.size(); ++i)
-    if (operands[i]->dtype != DType::F32 && kind != OpKind::Update)
-      return fail(fmt::format("'{}' expects f32 operands, operand {} is {}", info.mnemonic, i + 1,
-                              operands[i]->str()),
-                  static_cast<int>(i));
+  // Every arithmetic op works on f32; i32 values are class labels, read
+  // only by the slots the op table marks OPERAND_LABELS.
+  for (size_t i = 0; i < operands.size(); ++i) {
+    const Type &operand = *operands[i];
+    switch (info.operand(static_cast<int>(i))) {
+    case OPERAND_ANY:
+      break;
+    case OPERAND_LABELS:
+      if (operand.dtype != DType::I32)
+        return fail(fmt::format("'{}' expects i32 class labels as operand {}, got {}",
+                                info.mnemonic, i + 1, operand.str()),
+                    static_cast<int>(i));
+      break;
+    case OPERAND_F32:
+      if (operand.dtype != DType::F32)
+        return fail(info.takesLabels() ? fmt::format("'{}' expects an f32 operand {}, got {}",
+                                                     info.mnemonic, i + 1, operand.str())
+                                       : fmt::format("'{}' expects f32 operands, operand {} is {}",
+                                                     info.mnemonic, i + 1, operand.str()),
+                    static_cast<int>(i));
+      break;
+    }
+  }
 
   switch (info.shapeRule) {
   case SHAPE_DECLARED:
@@ -179,6 +216,26 @@ TypeResult inferType(OpKind kind, std::span<const Type *const> operands, const A
       return fail(fmt::format("outer expects two vectors, got {} and {}", operands[0]->str(),
                               operands[1]->str()));
     return ok(Type::f32({operands[0]->shape[0], operands[1]->shape[0]}));
+  case SHAPE_ROWS:
+    if (operands[0]->rank() < 1 || operands[0]->rank() > 2)
+      return fail(fmt::format("'{}' normalises the last axis of a vector or a matrix, got {}",
+                              info.mnemonic, operands[0]->str()),
+                  0);
+    return ok(*operands[0]);
+  case SHAPE_CLASSES: {
+    const Type &logits = *operands[0], &labels = *operands[1];
+    if (logits.rank() < 1 || logits.rank() > 2)
+      return fail(fmt::format("'{}' expects logits [classes] or [batch, classes], got {}",
+                              info.mnemonic, logits.str()),
+                  0);
+    Type expected = Type::i32(Shape(logits.shape.begin(), logits.shape.end() - 1));
+    if (labels.shape != expected.shape)
+      return fail(fmt::format("'{}' needs one label per row of the logits: logits {} take labels "
+                              "{}, got {}",
+                              info.mnemonic, logits.str(), expected.str(), labels.str()),
+                  1);
+    return ok(Type::scalar());
+  }
   case SHAPE_NONE:
     if (kind == OpKind::Update && *operands[0] != *operands[1])
       return fail(fmt::format("update of {} with a value of type {}", operands[0]->str(),

@@ -46,7 +46,18 @@ Grad GradBuilder::neg(const Grad &g) {
   return Grad::of(create(OpKind::Neg, {g.node}, g.type));
 }
 
-Grad GradBuilder::mul(const Grad &g, Node *x, double factor) {
+Grad GradBuilder::sub(const Grad &x, const Grad &z, std::string_view name) {
+  Type type = Type::f32(*broadcastShapes(x.type.shape, z.type.shape));
+  if (x.isConstant() && z.isConstant())
+    return Grad::constantOf(x.constant - z.constant, type);
+  if (z.isConstant() && z.constant == 0 && x.type == type)
+    return x;
+  if (x.isConstant() && x.constant == 0 && z.type == type)
+    return neg(z);
+  return Grad::of(create(OpKind::Sub, {materialize(x), materialize(z)}, type, {}, name));
+}
+
+Grad GradBuilder::mul(const Grad &g, Node *x, double factor, std::string_view name) {
   Type type = Type::f32(*broadcastShapes(g.type.shape, x->type.shape));
   if (g.isConstant() && g.constant * factor == 0)
     return Grad::constantOf(0, type);
@@ -56,9 +67,9 @@ Grad GradBuilder::mul(const Grad &g, Node *x, double factor) {
       return Grad::of(x);
     Attrs attrs;
     attrs.value = c;
-    return Grad::of(create(OpKind::Scale, {x}, type, attrs));
+    return Grad::of(create(OpKind::Scale, {x}, type, attrs, name));
   }
-  Node *product = create(OpKind::Mul, {materialize(g), x}, type);
+  Node *product = create(OpKind::Mul, {materialize(g), x}, type, {}, factor == 1 ? name : "");
   return scale(Grad::of(product), factor);
 }
 
@@ -102,17 +113,20 @@ Grad GradBuilder::broadcast(const Grad &g, const std::vector<int64_t> &axes, con
   return Grad::of(create(OpKind::Broadcast, {g.node}, to, attrs));
 }
 
-Grad GradBuilder::sum(const Grad &g, const std::vector<int64_t> &axes, const Type &to) {
+Grad GradBuilder::sum(const Grad &g, const std::vector<int64_t> &axes, const Type &to,
+                      std::string_view name) {
   if (g.isConstant())
     return Grad::constantOf(g.constant * double(g.type.numel()) / double(to.numel()), to);
   if (axes.empty())
     return g;
   Attrs attrs;
   attrs.axes = axes;
-  return Grad::of(create(OpKind::Sum, {g.node}, to, attrs));
+  return Grad::of(create(OpKind::Sum, {g.node}, to, attrs, name));
 }
 
-bool isDifferentiableOperand(OpKind, int) { return true; }
+bool isDifferentiableOperand(OpKind kind, int operand) {
+  return opInfo(kind).operand(operand) != OPERAND_LABELS;
+}
 
 /// Name of a local derivative dy/da, e.g. "drelu_dz".
 static std::string localName(const Node &y, const Node &a) {
@@ -144,6 +158,7 @@ void applyGradientRule(GradBuilder &b, const std::vector<bool> &wanted,
   case OpKind::DropoutMask:
   case OpKind::Step:
   case OpKind::Dropout:
+  case OpKind::OneHot:
   case OpKind::Update:
     assert(false && "op has no gradient rule (NOGRAD in ir/Ops.def)");
     return;
@@ -220,6 +235,21 @@ void applyGradientRule(GradBuilder &b, const std::vector<bool> &wanted,
     if (want(1))
       result[1] = b.unbroadcast(b.neg(b.div(b.mul(G, &y), c)), c->type);
     return;
+  case OpKind::Maximum:
+  case OpKind::Minimum: {
+    // b wins where it is strictly larger (smaller): step(b - a) for
+    // maximum, step(a - b) for minimum; a gets the rest, ties included.
+    bool isMax = y.is(OpKind::Maximum);
+    Node *margin = b.create(OpKind::Sub, {isMax ? c : a, isMax ? a : c}, y.type);
+    Node *bWins = b.create(OpKind::Step, {margin}, y.type, {}, localName(y, *c));
+    if (want(0)) {
+      Node *aWins = b.create(OpKind::Sub, {one(), bWins}, y.type, {}, localName(y, *a));
+      result[0] = b.unbroadcast(b.mul(G, aWins), a->type);
+    }
+    if (want(1))
+      result[1] = b.unbroadcast(b.mul(G, bWins), c->type);
+    return;
+  }
   case OpKind::Sum: // the inverse of the reduction: broadcast G back
     result[0] = b.broadcast(G, attrs.axes, a->type);
     return;
@@ -227,6 +257,25 @@ void applyGradientRule(GradBuilder &b, const std::vector<bool> &wanted,
     result[0] = b.scale(b.broadcast(G, attrs.axes, a->type),
                         double(y.type.numel()) / double(a->type.numel()));
     return;
+  case OpKind::Max: {
+    // G goes to the elements equal to the maximum, shared equally between
+    // ties: da = broadcast(G / ties) * is_max, is_max = 1 - step(y - a)
+    // (1 where a attains the maximum), ties = sum of is_max over the axes.
+    if (attrs.axes.empty()) {
+      result[0] = G;
+      return;
+    }
+    Attrs axes;
+    axes.axes = attrs.axes;
+    Node *peak = b.create(OpKind::Broadcast, {&y}, a->type, axes);
+    Node *gap = b.create(OpKind::Sub, {peak, a}, a->type);
+    Node *below = b.create(OpKind::Step, {gap}, a->type);
+    Node *isMax = b.create(OpKind::Sub, {one(), below}, a->type, {}, y.name + ".is_max");
+    Node *ties = b.create(OpKind::Sum, {isMax}, y.type, axes, y.name + ".ties");
+    Grad share = b.div(G, ties);
+    result[0] = b.mul(b.broadcast(share, attrs.axes, a->type), isMax);
+    return;
+  }
   case OpKind::SumSq: // d/da sum(a^2) = 2 a
     result[0] = b.mul(G, a, 2);
     return;
@@ -292,6 +341,48 @@ void applyGradientRule(GradBuilder &b, const std::vector<bool> &wanted,
       t.transA = true;
       result[1] = Grad::of(b.create(OpKind::MatMul, {g, a}, c->type, t));
     }
+    return;
+  }
+  case OpKind::Softmax: { // da = y * (G - sum_last(G * y))
+    std::vector<int64_t> last = {a->type.rank() - 1};
+    Type rows = Type::f32(Shape(y.type.shape.begin(), y.type.shape.end() - 1));
+    Grad weighted = b.mul(G, &y, 1, y.name + ".weighted");
+    Grad along = b.sum(weighted, last, rows, y.name + ".weighted_sum");
+    result[0] = b.mul(b.sub(G, b.broadcast(along, last, y.type), y.name + ".centered"), &y);
+    return;
+  }
+  case OpKind::LogSoftmax: { // da = G - softmax(a) sum_last(G), softmax(a) = exp(y)
+    std::vector<int64_t> last = {a->type.rank() - 1};
+    Type rows = Type::f32(Shape(y.type.shape.begin(), y.type.shape.end() - 1));
+    Node *probabilities = b.create(OpKind::Exp, {&y}, y.type, {}, a->name + ".softmax");
+    Grad along = b.broadcast(b.sum(G, last, rows, y.name + ".adjoint_sum"), last, y.type);
+    result[0] = b.sub(G, b.mul(along, probabilities));
+    return;
+  }
+  case OpKind::CrossEntropy: {
+    // y = mean over the B rows of logsumexp(o) - o[label]:
+    // do = G (softmax(o) - onehot(labels)) / B.  The labels get nothing.
+    int64_t rows = a->type.numel() / a->type.shape.back();
+    // (Created in this order, the schedule prints softmax first.)
+    Node *onehot = b.create(OpKind::OneHot, {c}, a->type, {}, c->name + ".onehot");
+    Node *probabilities = b.create(OpKind::Softmax, {a}, a->type, {}, a->name + ".softmax");
+    Node *residual =
+        b.create(OpKind::Sub, {probabilities, onehot}, a->type, {}, a->name + ".residual");
+    result[0] = b.mul(G, residual, 1.0 / static_cast<double>(rows));
+    return;
+  }
+  case OpKind::BceLogits: {
+    // y = mean of max(x,0) - x t + log(1 + exp(-|x|)) over N elements:
+    // dx = G (sigmoid(x) - t) / N, dt = -G x / N.
+    double n = static_cast<double>(a->type.numel());
+    if (want(0)) {
+      Node *probabilities = b.create(OpKind::Sigmoid, {a}, a->type, {}, a->name + ".sigmoid");
+      Node *residual =
+          b.create(OpKind::Sub, {probabilities, c}, a->type, {}, a->name + ".residual");
+      result[0] = b.mul(G, residual, 1 / n);
+    }
+    if (want(1))
+      result[1] = b.mul(G, a, -1 / n);
     return;
   }
   case OpKind::SquaredError: { // y = s sum((o - t)^2):  do = 2 s (o - t), dt = -do

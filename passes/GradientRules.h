@@ -50,8 +50,11 @@ public:
 
   Grad scale(const Grad &g, double factor);
   Grad neg(const Grad &g);
-  /// g * x * factor, broadcasting g and x.
-  Grad mul(const Grad &g, ir::Node *x, double factor = 1);
+  /// x - z, broadcasting.
+  Grad sub(const Grad &x, const Grad &z, std::string_view name = {});
+  /// g * x * factor, broadcasting g and x.  A node it creates is called
+  /// `name` when one is given (here and below), else after its op.
+  Grad mul(const Grad &g, ir::Node *x, double factor = 1, std::string_view name = {});
   /// g / x, broadcasting.
   Grad div(const Grad &g, ir::Node *x);
   /// Sums away the dimensions that NumPy broadcasting added to reach g's
@@ -60,14 +63,15 @@ public:
   /// The inverse of sum over `axes`: g broadcast to `to`.
   Grad broadcast(const Grad &g, const std::vector<int64_t> &axes, const ir::Type &to);
   /// Sum of g over `axes`, giving type `to`.
-  Grad sum(const Grad &g, const std::vector<int64_t> &axes, const ir::Type &to);
+  Grad sum(const Grad &g, const std::vector<int64_t> &axes, const ir::Type &to,
+           std::string_view name = {});
 
 private:
   ir::Graph &graph_;
 };
 
-/// False for operand slots an op never differentiates (none yet; class
-/// labels of cross-entropy will be the first).
+/// False for operand slots an op never differentiates: those its row in
+/// ir/Ops.def marks OPERAND_LABELS (the class labels of cross_entropy).
 bool isDifferentiableOperand(ir::OpKind kind, int operand);
 
 /// Writes the backward ops of `b.op`: result[i] is the contribution to

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fmt/format.h>
 #include <iostream>
 #include <memory>
@@ -59,6 +60,25 @@ struct KernelBuffers {
   std::unique_ptr<char, decltype(&std::free)> arena{nullptr, &std::free};
 };
 
+/// The number of classes of the labels in `leaf`: the last dimension of
+/// the logits of each cross_entropy, and of the result of each onehot, that
+/// reads it as labels (the smallest, should they differ); 0 when nothing
+/// reads it as labels.
+int64_t classCount(const ir::Graph &graph, const ir::Node *leaf) {
+  int64_t classes = 0;
+  auto consider = [&](int64_t c) { classes = classes == 0 ? c : std::min(classes, c); };
+  for (const auto &user : graph.nodes())
+    for (size_t i = 0; i < user->operands.size(); ++i) {
+      if (user->operands[i] != leaf || user->info().operand(int(i)) != ir::OPERAND_LABELS)
+        continue;
+      if (user->is(ir::OpKind::CrossEntropy))
+        consider(user->operands[0]->type.shape.back());
+      else if (user->is(ir::OpKind::OneHot))
+        consider(user->type.shape.back());
+    }
+  return classes;
+}
+
 } // namespace
 
 int runGradcheck(const std::vector<std::string> &args) {
@@ -93,19 +113,35 @@ int runGradcheck(const std::vector<std::string> &args) {
     return 1;
   rt::KernelSpec spec = codegen::describeKernel(*graph, "grad");
 
-  // Values for every leaf: params from their initialisers, data at random.
+  // Values for every leaf: params from their initialisers, data at random:
+  // f32 data normal, class labels (i32) uniform over the classes of the
+  // logits that read them.  Buffers hold 4-byte words, so an i32 buffer
+  // keeps its labels' bits in the floats' storage.
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal(0, 1);
   std::vector<std::vector<float>> leafValues(spec.buffers.size());
+  std::vector<std::string> labelNotes;
   uint32_t initIndex = 0;
   for (size_t i = 0; i < spec.buffers.size(); ++i) {
     const rt::TensorSpec &t = spec.buffers[i];
     leafValues[i].assign(t.numel(), 0.0f);
-    if (t.role == rt::Role::Param || t.role == rt::Role::State)
+    if (t.role == rt::Role::Param || t.role == rt::Role::State) {
       rt::initializeTensor(t, leafValues[i].data(), seed, initIndex++);
-    else if (t.role != rt::Role::Output)
+    } else if (t.role != rt::Role::Output && t.isInt) {
+      int64_t classes = classCount(*graph, graph->find(t.name));
+      std::uniform_int_distribution<int32_t> label(
+          0, static_cast<int32_t>(std::max<int64_t>(classes, 1) - 1));
+      for (float &v : leafValues[i]) {
+        int32_t drawn = classes > 0 ? label(rng) : 0;
+        std::memcpy(&v, &drawn, sizeof drawn);
+      }
+      labelNotes.push_back(
+          classes > 0 ? fmt::format("labels %{}: uniform over the {} classes", t.name, classes)
+                      : fmt::format("i32 %{}: zeros (no op reads it as class labels)", t.name));
+    } else if (t.role != rt::Role::Output) {
       for (float &v : leafValues[i])
         v = static_cast<float>(normal(rng));
+    }
   }
 
   // f64: the interpreter.
@@ -118,7 +154,11 @@ int runGradcheck(const std::vector<std::string> &args) {
       continue;
     ir::Node *leaf = graph->find(t.name);
     ir::Tensor tensor(leaf->type);
-    std::copy(leafValues[i].begin(), leafValues[i].end(), tensor.data.begin());
+    for (size_t e = 0; e < tensor.data.size(); ++e) {
+      int32_t label;
+      std::memcpy(&label, &leafValues[i][e], sizeof label);
+      tensor.data[e] = t.isInt ? static_cast<double>(label) : leafValues[i][e];
+    }
     interp.bind(leaf, tensor);
     if (t.role == rt::Role::Param)
       params.emplace_back(leaf, i);
@@ -164,6 +204,8 @@ int runGradcheck(const std::vector<std::string> &args) {
                            "param{}, dropout masks fixed by seed {}\n",
                            model.path, graph->output("objective")->name, j64, j32, params.size(),
                            params.size() == 1 ? "" : "s", seed);
+  for (const std::string &note : labelNotes)
+    std::cout << note << '\n';
   std::cout << fmt::format("{:<16} {:>9} {:>9}  {:>11} {:>11}  {:>11} {:>11} {:>5}  {:>10}  {}\n",
                            "param", "shape", "checked", "f64 max abs", "f64 max rel",
                            "f32 max abs", "f32 max rel", "kinks", "jit vs f64", "status");

@@ -12,6 +12,10 @@ namespace {
 OperandSample operand(Shape shape, double lo = -2, double hi = 2) {
   return OperandSample{Type::f32(std::move(shape)), lo, hi};
 }
+/// i32 class labels in [0, classes).
+OperandSample labels(Shape shape, int64_t classes) {
+  return OperandSample{Type::i32(std::move(shape)), 0, static_cast<double>(classes - 1), true};
+}
 OpSample sample(std::string label, std::vector<OperandSample> operands, Attrs attrs = {},
                 std::optional<Type> declared = std::nullopt) {
   return OpSample{std::move(label), std::move(operands), std::move(attrs), std::move(declared)};
@@ -70,19 +74,45 @@ std::vector<OpSample> samplesFor(OpKind kind) {
   case OpKind::Add:
   case OpKind::Sub:
   case OpKind::Mul:
-  case OpKind::Div: {
+  case OpKind::Div:
+  case OpKind::Maximum:
+  case OpKind::Minimum: {
     double lo = kind == OpKind::Div ? 0.5 : -2;
     return {sample("[3,4] . [3,4]", {operand({3, 4}), operand({3, 4}, lo, 2)}),
             sample("[3,4] . [4]", {operand({3, 4}), operand({4}, lo, 2)}),
             sample("[4] . [3,4]", {operand({4}), operand({3, 4}, lo, 2)}),
             sample("[2,1,3] . [4,3]", {operand({2, 1, 3}), operand({4, 3}, lo, 2)}),
-            sample("[3,4] . []", {operand({3, 4}), operand({}, lo, 2)})};
+            sample("[3,4] . []", {operand({3, 4}), operand({}, lo, 2)}),
+            sample("[5] . [5]", {operand({5}), operand({5}, lo, 2)})};
   }
   case OpKind::Sum:
   case OpKind::Mean:
     return {sample("[2,3,4] axes [1]", {operand({2, 3, 4})}, axes({1})),
             sample("[2,3,4] axes [0,2]", {operand({2, 3, 4})}, axes({0, 2})),
             sample("[2,3,4] all axes", {operand({2, 3, 4})}, axes({0, 1, 2}))};
+  case OpKind::Max:
+    // Uniform values: ties (where the gradient is not defined) have
+    // probability zero; GradCheckTest checks how ties share the gradient.
+    return {sample("[2,3,4] axes [1]", {operand({2, 3, 4})}, axes({1})),
+            sample("[2,3,4] axes [0,2]", {operand({2, 3, 4})}, axes({0, 2})),
+            sample("[3,4] axes [1]", {operand({3, 4})}, axes({1})),
+            sample("[3,4] axes [0]", {operand({3, 4})}, axes({0})),
+            sample("[5] all axes", {operand({5})}, axes({0})),
+            sample("[2,3,4] all axes", {operand({2, 3, 4})}, axes({0, 1, 2}))};
+  case OpKind::Softmax:
+  case OpKind::LogSoftmax:
+    return {sample("[5]", {operand({5})}), sample("[3,4]", {operand({3, 4})}),
+            sample("[2,7] in [-10,10]", {operand({2, 7}, -10, 10)})};
+  case OpKind::CrossEntropy:
+    return {sample("[4,3] labels [4]", {operand({4, 3}), labels({4}, 3)}),
+            sample("[2,7] in [-10,10] labels [2]", {operand({2, 7}, -10, 10), labels({2}, 7)}),
+            sample("[5] label []", {operand({5}), labels({}, 5)})};
+  case OpKind::BceLogits:
+    return {sample("[3,4] targets in [0,1]", {operand({3, 4}, -4, 4), operand({3, 4}, 0, 1)}),
+            sample("[5] targets in [0,1]", {operand({5}, -4, 4), operand({5}, 0, 1)})};
+  case OpKind::OneHot:
+    return {sample("[4] -> [4,3]", {labels({4}, 3)}, {}, Type::f32({4, 3})),
+            sample("[] -> [5]", {labels({}, 5)}, {}, Type::f32({5}))};
   case OpKind::SumSq:
     return {sample("[3,4]", {operand({3, 4})})};
   case OpKind::Broadcast:
@@ -117,10 +147,15 @@ std::unique_ptr<Graph> buildSampleGraph(OpKind kind, const OpSample &s) {
   std::vector<Node *> operands;
   std::vector<const Type *> types;
   for (size_t i = 0; i < s.operands.size(); ++i) {
-    Attrs init;
-    init.init.kind = "zeros";
-    operands.push_back(graph->create(OpKind::Param, {}, s.operands[i].type, init,
-                                     std::string(1, char('a' + i))));
+    std::string name(1, char('a' + i));
+    if (opInfo(kind).operand(static_cast<int>(i)) == OPERAND_LABELS) {
+      // Class labels are data, never differentiated nor perturbed.
+      operands.push_back(graph->create(OpKind::Target, {}, s.operands[i].type, {}, name));
+    } else {
+      Attrs init;
+      init.init.kind = "zeros";
+      operands.push_back(graph->create(OpKind::Param, {}, s.operands[i].type, init, name));
+    }
     types.push_back(&operands.back()->type);
   }
   TypeResult result = inferType(kind, types, s.attrs, s.declared ? &*s.declared : nullptr);
@@ -141,20 +176,24 @@ std::vector<std::pair<const Node *, Tensor>> randomLeafValues(const Graph &graph
                                                               const OpSample &s, uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<std::pair<const Node *, Tensor>> values;
-  size_t operandIndex = 0;
   for (const auto &node : graph.nodes()) {
     if (!node->isLeaf())
       continue;
-    double lo = -1, hi = 1;
-    if (node->is(OpKind::Param)) {
-      lo = s.operands[operandIndex].lo;
-      hi = s.operands[operandIndex].hi;
-      ++operandIndex;
-    }
-    std::uniform_real_distribution<double> dist(lo, hi);
+    OperandSample range{node->type, -1, 1};
+    // The operands are the leaves %a, %b, ... (buildSampleGraph).
+    if (node->name.size() == 1 && size_t(node->name[0] - 'a') < s.operands.size())
+      range = s.operands[size_t(node->name[0] - 'a')];
     Tensor t(node->type);
-    for (double &v : t.data)
-      v = static_cast<float>(dist(rng)); // representable in f32, for the JIT
+    if (range.integers) {
+      std::uniform_int_distribution<int64_t> dist(static_cast<int64_t>(range.lo),
+                                                  static_cast<int64_t>(range.hi));
+      for (double &v : t.data)
+        v = static_cast<double>(dist(rng));
+    } else {
+      std::uniform_real_distribution<double> dist(range.lo, range.hi);
+      for (double &v : t.data)
+        v = static_cast<float>(dist(rng)); // representable in f32, for the JIT
+    }
     values.emplace_back(node.get(), std::move(t));
   }
   return values;

@@ -22,6 +22,9 @@ namespace gradc::test {
 struct OperandSample {
   ir::Type type;
   double lo = -2, hi = 2; ///< values are drawn uniformly from [lo, hi]
+  /// Values are integers drawn uniformly from {lo, ..., hi} instead (class
+  /// labels of type i32, or f32 values with ties).
+  bool integers = false;
 };
 
 struct OpSample {
@@ -36,7 +39,9 @@ struct OpSample {
 std::vector<OpSample> samplesFor(ir::OpKind kind);
 
 /// A graph checking one sample:
-///   params %a, %b, ... (the operands; "param" so autodiff differentiates them)
+///   params %a, %b, ... (the operands; "param" so autodiff differentiates
+///                       them; an operand in a class-label slot is a
+///                       `target` instead, which no test perturbs)
 ///   %out = <op> %a, ...
 ///   %r = input : (type of out)               random weights for the loss
 ///   %L = sum (mul %out, %r) over all axes    a scalar that mixes every output
@@ -44,8 +49,9 @@ std::vector<OpSample> samplesFor(ir::OpKind kind);
 /// For ops without operands the graph is just %out, %r, %L.
 std::unique_ptr<ir::Graph> buildSampleGraph(ir::OpKind kind, const OpSample &sample);
 
-/// Random values for every leaf of `graph` within the sample's ranges (%r in
-/// [-1, 1]), bound into `interp`.  The same `seed` gives the same values.
+/// Random values for every leaf of `graph`: the operands %a, %b, ... within
+/// their sample's range and kind, %r in [-1, 1].  The same `seed` gives the
+/// same values.
 std::vector<std::pair<const ir::Node *, ir::Tensor>>
 randomLeafValues(const ir::Graph &graph, const OpSample &sample, uint32_t seed);
 

@@ -447,7 +447,8 @@ TEST(Elaborate, Errors) {
        "test.grad:3:12: error: 'relu' takes 1 argument, got 2"},
       {"model m {\n  input x : f32[4]\n  loss sum(gelu(x))\n}\n",
        "test.grad:3:12: error: unknown function 'gelu'; expected one of relu, sigmoid, tanh, exp, "
-       "log, sqrt, dropout, sum, mean, squared_error, none"},
+       "log, sqrt, dropout, softmax, log_softmax, maximum, minimum, sum, mean, max, "
+       "squared_error, cross_entropy, bce_logits, none"},
       {"model m {\n  param W : f32[4] = he\n  loss sum(W)\n}\n",
        "test.grad:2:22: error: unknown initializer 'he'; expected one of xavier_normal, "
        "xavier_uniform, he_normal, he_uniform, normal, uniform, zeros, ones, constant"},
@@ -472,6 +473,24 @@ TEST(Elaborate, Errors) {
        "test.grad:3:12: error: 'relu' expects f32 operands, operand 1 is i32[4]"},
       {"model m {\n  param W : i32[4]\n  loss sum(W)\n}\n",
        "test.grad:2:13: error: param 'W' must be f32, got i32[4]"},
+      {"model m {\n  input o : f32[2, 3]\n  target y : f32[2]\n  loss cross_entropy(o, y)\n}\n",
+       "test.grad:4:8: error: 'cross_entropy' expects i32 class labels as operand 2, got f32[2]"},
+      {"model m {\n  input o : f32[2, 3]\n  label y : i32[3]\n  loss cross_entropy(o, y)\n}\n",
+       "test.grad:4:8: error: 'cross_entropy' needs one label per row of the logits: logits "
+       "f32[2,3] take labels i32[2], got i32[3]"},
+      {"model m {\n  label o : i32[2, 3]\n  label y : i32[2]\n  loss cross_entropy(o, y)\n}\n",
+       "test.grad:4:8: error: 'cross_entropy' expects an f32 operand 1, got i32[2,3]"},
+      {"model m {\n  input x : f32[2, 3, 4]\n  loss sum(softmax(x))\n}\n",
+       "test.grad:3:12: error: 'softmax' normalises the last axis of a vector or a matrix, got "
+       "f32[2,3,4]"},
+      {"model m {\n  input x : f32[4]\n  target t : f32[3]\n  loss bce_logits(x, t)\n}\n",
+       "test.grad:4:8: error: 'bce_logits' compares values of equal shape: the prediction is [4], "
+       "the target [3]"},
+      {"model m {\n  input x : f32[4]\n  loss sum(maximum(x))\n}\n",
+       "test.grad:3:12: error: 'maximum' takes 2 arguments, got 1"},
+      {"model m {\n  input x : f32[4]\n  loss max(x, 1)\n}\n",
+       "test.grad:3:15: error: the axis of 'max' must be an integer in [-1, 1) for a value of rank "
+       "1, got 1"},
       {"model m {\n  input x : f32[4, 0]\n  loss sum(x)\n}\n",
        "test.grad:2:20: error: the dimensions of 'x' must be positive integers up to 2147483648, "
        "got "
@@ -590,6 +609,59 @@ TEST(Elaborate, ReportsEveryErrorWithoutCascades) {
         "test.grad:9:10: error: matmul of f32[2,5] and f32[4]: inner dimensions 5 and 4 differ",
         "test.grad:11:16: error: weight decay must be >= 0, got -1"})
     EXPECT_NE(c.diagnostics.find(expected), std::string::npos) << expected << "\n" << c.diagnostics;
+}
+
+// The classification builtins, `label` as the synonym of `target`, and the
+// prediction of a loss call (its first argument).
+TEST(Elaborate, ClassifierWithLabels) {
+  frontend::ElaborateOptions options;
+  options.batch = 4;
+  auto graph = build(R"(model classify {
+  input x : f32[batch, 6]
+  label y : i32[batch]
+  param W : f32[3, 6]
+  param b : f32[3]
+  o = x @ W^T + b
+  p = softmax(o)
+  q = log_softmax(o)
+  top = max(p, -1)
+  clipped = minimum(maximum(o, -5), 5)
+  loss cross_entropy(o, y)
+}
+)",
+                     options);
+  ASSERT_NE(graph, nullptr);
+  Node *y = graph->find("y");
+  EXPECT_EQ(y->kind, OpKind::Target);
+  EXPECT_EQ(y->type, ir::Type::i32({4}));
+  EXPECT_EQ(graph->find("p")->kind, OpKind::Softmax);
+  EXPECT_EQ(graph->find("q")->kind, OpKind::LogSoftmax);
+  Node *top = graph->find("top");
+  EXPECT_EQ(top->kind, OpKind::Max);
+  EXPECT_EQ(top->attrs.axes, (std::vector<int64_t>{1}));
+  EXPECT_EQ(top->type, ir::Type::f32({4}));
+  Node *clipped = graph->find("clipped");
+  EXPECT_EQ(clipped->kind, OpKind::Minimum);
+  EXPECT_EQ(clipped->operands[0]->kind, OpKind::Maximum);
+  EXPECT_EQ(clipped->operands[1]->kind, OpKind::Const);
+  Node *loss = graph->find("L");
+  EXPECT_EQ(loss->kind, OpKind::CrossEntropy);
+  EXPECT_EQ(loss->operands, (std::vector<Node *>{graph->find("o"), y}));
+  EXPECT_EQ(graph->output("prediction"), graph->find("o"));
+}
+
+TEST(Elaborate, BceLogitsPredictsItsLogits) {
+  auto graph = build(R"(model m {
+  input x : f32[4]
+  target t : f32[2]
+  param W : f32[2, 4]
+  o = W @ x
+  loss bce_logits(o, t)
+}
+)");
+  ASSERT_NE(graph, nullptr);
+  EXPECT_EQ(graph->find("L")->kind, OpKind::BceLogits);
+  EXPECT_EQ(graph->output("prediction"), graph->find("o"));
 }
 
 } // namespace

@@ -71,6 +71,29 @@ TEST(Parser, LectureModelStructure) {
   EXPECT_EQ(decay->lambda.value, 0.01);
 }
 
+// `label` declares class labels: a Target that remembers its spelling, so
+// the printed model reads as written.
+TEST(Parser, LabelIsASynonymOfTarget) {
+  const char *source = "model m {\n  label y : i32[4]\n  target t : f32[4]\n  loss sum(t)\n}\n";
+  Compiled c = parseModel(source);
+  ASSERT_NE(c.ast, nullptr) << c.diagnostics;
+  const ast::Model &model = *c.ast->models()[0];
+  const auto *y = ast::dynCast<ast::DeclStmt>(model.body[0].get());
+  ASSERT_NE(y, nullptr);
+  EXPECT_EQ(y->kind, ast::StmtKind::Target);
+  EXPECT_TRUE(y->label);
+  EXPECT_EQ(y->name, "y");
+  const auto *t = ast::dynCast<ast::DeclStmt>(model.body[1].get());
+  ASSERT_NE(t, nullptr);
+  EXPECT_FALSE(t->label);
+  EXPECT_EQ(printed(*c.ast), source);
+
+  Compiled inBlock = parseModel("block b()(x) {\n  label y : i32[4]\n  out x\n}\n");
+  EXPECT_EQ(firstDiagnostic(inBlock),
+            "test.grad:2:3: error: 'label' is not allowed in a block: the inputs of block 'b' are "
+            "listed after its config parameters");
+}
+
 TEST(Parser, BlockStructure) {
   Compiled c = parseModel(R"(
 block dense(n_in, n_out, act = relu)(x) {

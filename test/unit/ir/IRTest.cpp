@@ -7,6 +7,7 @@
 #include "passes/MemoryPlan.h"
 #include "test/support/OpSamples.h"
 
+#include <cmath>
 #include <gtest/gtest.h>
 #include <sstream>
 
@@ -71,6 +72,141 @@ TEST(ShapeRules, ReduceRemovesAxes) {
   attrs.axes = {3};
   EXPECT_EQ(inferType(OpKind::Sum, operands, attrs, nullptr).error,
             "axis 3 is out of range for a value of rank 3");
+}
+
+// i32 values are class labels: accepted exactly in the slots the op table
+// marks OPERAND_LABELS, rejected everywhere else.
+TEST(ShapeRules, LabelsOnlyWhereTheTableTakesThem) {
+  Type logits = Type::f32({4, 3}), labels = Type::i32({4}), floats = Type::f32({4});
+  {
+    const Type *operands[] = {&logits, &labels};
+    EXPECT_EQ(*inferType(OpKind::CrossEntropy, operands, {}, nullptr).type, Type::scalar());
+  }
+  {
+    const Type *operands[] = {&logits, &floats};
+    TypeResult r = inferType(OpKind::CrossEntropy, operands, {}, nullptr);
+    EXPECT_EQ(r.error, "'cross_entropy' expects i32 class labels as operand 2, got f32[4]");
+    EXPECT_EQ(r.operand, 1);
+  }
+  {
+    Type five = Type::i32({5});
+    const Type *operands[] = {&logits, &five};
+    TypeResult r = inferType(OpKind::CrossEntropy, operands, {}, nullptr);
+    EXPECT_EQ(r.error, "'cross_entropy' needs one label per row of the logits: logits f32[4,3] "
+                       "take labels i32[4], got i32[5]");
+  }
+  {
+    Type row = Type::f32({3}), one = Type::i32({});
+    const Type *operands[] = {&row, &one};
+    EXPECT_EQ(*inferType(OpKind::CrossEntropy, operands, {}, nullptr).type, Type::scalar());
+  }
+  {
+    const Type *operands[] = {&labels};
+    EXPECT_EQ(inferType(OpKind::Relu, operands, {}, nullptr).error,
+              "'relu' expects f32 operands, operand 1 is i32[4]");
+    Type declared = Type::f32({4, 3});
+    EXPECT_EQ(*inferType(OpKind::OneHot, operands, {}, &declared).type, declared);
+    Type wrong = Type::f32({3, 4});
+    EXPECT_EQ(inferType(OpKind::OneHot, operands, {}, &wrong).error,
+              "onehot of labels i32[4] has type f32[4,C], C the number of classes; got f32[3,4]");
+  }
+  {
+    Type declared = Type::i32({4});
+    EXPECT_EQ(inferType(OpKind::Param, {}, {}, &declared).error,
+              "a 'param' value is f32, not i32[4]; only inputs and targets may be i32");
+    EXPECT_EQ(*inferType(OpKind::Target, {}, {}, &declared).type, declared);
+  }
+  EXPECT_TRUE(opInfo(OpKind::CrossEntropy).takesLabels());
+  EXPECT_FALSE(opInfo(OpKind::SquaredError).takesLabels());
+}
+
+TEST(ShapeRules, SoftmaxTakesVectorsAndMatrices) {
+  Type cube = Type::f32({2, 3, 4}), matrix = Type::f32({2, 3});
+  const Type *bad[] = {&cube};
+  EXPECT_EQ(inferType(OpKind::LogSoftmax, bad, {}, nullptr).error,
+            "'log_softmax' normalises the last axis of a vector or a matrix, got f32[2,3,4]");
+  const Type *good[] = {&matrix};
+  EXPECT_EQ(*inferType(OpKind::Softmax, good, {}, nullptr).type, matrix);
+}
+
+const char *kClassifier = R"(graph @c (forward) batch=2 optimizer=sgd {
+forward:
+  %o = input : f32[2,3]
+  %y = target : i32[2]
+  %L = cross_entropy %o, %y : f32[]
+  return loss=%L
+}
+)";
+
+TEST(Interpreter, CrossEntropyIsTheMeanNegativeLogLikelihood) {
+  auto graph = parse(kClassifier);
+  ASSERT_NE(graph, nullptr);
+  Interpreter interp(*graph);
+  interp.bind(graph->find("o"), Tensor(Type::f32({2, 3}), {1, 2, 3, 0, 0, 0}));
+  interp.bind(graph->find("y"), Tensor(Type::i32({2}), {2, 0}));
+  std::string error;
+  ASSERT_TRUE(interp.run(&error)) << error;
+  double row0 = std::log(std::exp(1) + std::exp(2) + std::exp(3)) - 3;
+  double row1 = std::log(3.0);
+  EXPECT_NEAR(interp.output("loss")->data[0], (row0 + row1) / 2, 1e-15);
+}
+
+TEST(Interpreter, CrossEntropyIsFiniteForHugeLogits) {
+  auto graph = parse(kClassifier);
+  ASSERT_NE(graph, nullptr);
+  Interpreter interp(*graph);
+  // Row 0 is confidently right, row 1 confidently wrong by 2e4.
+  interp.bind(graph->find("o"), Tensor(Type::f32({2, 3}), {1e4, -1e4, 0, 1e4, -1e4, -1e4}));
+  interp.bind(graph->find("y"), Tensor(Type::i32({2}), {0, 1}));
+  std::string error;
+  ASSERT_TRUE(interp.run(&error)) << error;
+  EXPECT_NEAR(interp.output("loss")->data[0], (0 + 2e4) / 2, 1e-9);
+}
+
+TEST(Interpreter, OutOfRangeLabelIsAnError) {
+  auto graph = parse(kClassifier);
+  ASSERT_NE(graph, nullptr);
+  Interpreter interp(*graph);
+  interp.bind(graph->find("o"), Tensor(Type::f32({2, 3}), {1, 2, 3, 0, 0, 0}));
+  interp.bind(graph->find("y"), Tensor(Type::i32({2}), {2, 3}));
+  std::string error;
+  EXPECT_FALSE(interp.run(&error));
+  EXPECT_EQ(error, "cross_entropy %L: label 3 of row 1 is not a class index in [0, 3)");
+  interp.bind(graph->find("y"), Tensor(Type::i32({2}), {-1, 0}));
+  EXPECT_FALSE(interp.run(&error));
+  EXPECT_EQ(error, "cross_entropy %L: label -1 of row 0 is not a class index in [0, 3)");
+}
+
+TEST(Interpreter, RowOpsAndBinaryCrossEntropy) {
+  auto graph = parse(R"(graph @r (forward) optimizer=sgd {
+forward:
+  %x = input : f32[2,2]
+  %t = input : f32[2,2]
+  %p = softmax %x : f32[2,2]
+  %q = log_softmax %x : f32[2,2]
+  %m = max %x {axes=[0]} : f32[2]
+  %hi = maximum %x, %t : f32[2,2]
+  %lo = minimum %x, %t : f32[2,2]
+  %L = bce_logits %x, %t : f32[]
+  return loss=%L
+}
+)");
+  ASSERT_NE(graph, nullptr);
+  Interpreter interp(*graph);
+  interp.bind(graph->find("x"), Tensor(Type::f32({2, 2}), {0, std::log(3.0), 1e4, -1e4}));
+  interp.bind(graph->find("t"), Tensor(Type::f32({2, 2}), {1, 0, 1, 0}));
+  std::string error;
+  ASSERT_TRUE(interp.run(&error)) << error;
+  EXPECT_NEAR(interp.value(graph->find("p")).data[0], 0.25, 1e-15);
+  EXPECT_NEAR(interp.value(graph->find("p")).data[1], 0.75, 1e-15);
+  EXPECT_NEAR(interp.value(graph->find("q")).data[2], 0, 1e-15);
+  EXPECT_NEAR(interp.value(graph->find("q")).data[3], -2e4, 1e-9);
+  EXPECT_EQ(interp.value(graph->find("m")).data, (std::vector<double>{1e4, std::log(3.0)}));
+  EXPECT_EQ(interp.value(graph->find("hi")).data, (std::vector<double>{1, std::log(3.0), 1e4, 0}));
+  EXPECT_EQ(interp.value(graph->find("lo")).data, (std::vector<double>{0, 0, 1, -1e4}));
+  // bce: log 2 - 0 for (0, 1); log(1 + 3) - 0 ... each element by the stable form.
+  double expected = (std::log(2.0) + std::log(4.0) + 0 + 0) / 4;
+  EXPECT_NEAR(interp.output("loss")->data[0], expected, 1e-15);
 }
 
 TEST(Interpreter, ComputesTheLectureForwardPass) {
