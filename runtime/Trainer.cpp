@@ -44,6 +44,8 @@ struct Feed {
   void *target = nullptr; ///< float or int32_t, as the data
   const float *loss = nullptr;
   const float *objective = nullptr; ///< null: the kernel has none
+  const float *prediction = nullptr; ///< class scores for accuracy; null: none
+  int64_t predictionSize = 0;        ///< elements of the prediction per call
   int learningRateIndex = -1;       ///< in hypers, or -1
   std::vector<float> hypers;        ///< ctx.hypers
   AlignedBuffer arena;
@@ -167,6 +169,12 @@ bool prepareFeed(const KernelSpec &kernel, const Dataset &data, const char *what
   feed.target = store.find(kernel.name, target->name)->data();
   feed.loss = store.find(kernel.name, loss->name)->f32();
   feed.objective = objective ? store.find(kernel.name, objective->name)->f32() : nullptr;
+  // Class scores, one row per example, for the accuracy of an eval kernel.
+  if (int index = kernel.find("prediction"); index >= 0 && !kernel.buffers[index].isInt &&
+                                             kernel.buffers[index].role == Role::Output) {
+    feed.prediction = store.find(kernel.name, "prediction")->f32();
+    feed.predictionSize = kernel.buffers[index].numel();
+  }
 
   feed.calls = data.size / feed.examplesPerCall;
   feed.skipped = data.size % feed.examplesPerCall;
@@ -237,8 +245,10 @@ public:
   void addRow(const EpochStats &stats, bool hasTest) {
     double perSecond = stats.seconds > 0 ? stats.samples / stats.seconds : 0.0;
     content_ += fmt::format(
-        "{},{},{},{},{},{}\n", stats.epoch, stats.trainLoss, stats.trainObjective,
-        hasTest ? fmt::format("{}", stats.testLoss) : std::string(), stats.seconds, perSecond);
+        "{},{},{},{},{},{},{}\n", stats.epoch, stats.trainLoss, stats.trainObjective,
+        hasTest ? fmt::format("{}", stats.testLoss) : std::string(),
+        std::isnan(stats.testAccuracy) ? std::string() : fmt::format("{}", stats.testAccuracy),
+        stats.seconds, perSecond);
   }
 
   bool save(std::string &error) const {
@@ -270,16 +280,31 @@ private:
   std::string content_;
 };
 
-/// The mean eval loss over the test set, or an error if it is not finite.
+/// The mean eval loss over the test set, or an error if it is not finite;
+/// for class labels and a "prediction" of one row of scores per example,
+/// also the accuracy (argmax, ties to the lowest class).
 bool evaluate(Feed &feed, const Dataset &data, uint64_t step, int64_t epoch, double &meanLoss,
-              std::string &error) {
+              double &accuracy, std::string &error) {
   double sum = 0;
+  int64_t correct = 0;
   feed.ctx.step = step;
+  const int64_t classes =
+      feed.prediction && data.intTargets ? feed.predictionSize / feed.examplesPerCall : 0;
   for (int64_t call = 0; call < feed.calls; ++call) {
     loadExamples(feed, data, nullptr, call * feed.examplesPerCall);
     feed.kernel->fn(&feed.ctx);
     sum += *feed.loss;
+    for (int64_t e = 0; classes > 0 && e < feed.examplesPerCall; ++e) {
+      const float *row = feed.prediction + e * classes;
+      int64_t best = 0;
+      for (int64_t c = 1; c < classes; ++c)
+        if (row[c] > row[best])
+          best = c;
+      correct += best == data.targetsI[call * feed.examplesPerCall + e];
+    }
   }
+  accuracy = classes > 0 ? double(correct) / double(feed.calls * feed.examplesPerCall)
+                         : std::numeric_limits<double>::quiet_NaN();
   meanLoss = sum / double(feed.calls);
   if (!std::isfinite(meanLoss)) {
     error =
@@ -394,12 +419,16 @@ bool train(const KernelSpec &step, const KernelSpec *eval, TensorStore &store,
     stats.testLoss = std::numeric_limits<double>::quiet_NaN();
     stats.seconds = seconds;
     stats.samples = trainFeed.calls * trainFeed.examplesPerCall;
-    if (hasTest && !evaluate(testFeed, testData, globalStep, epoch, stats.testLoss, error))
+    stats.testAccuracy = std::numeric_limits<double>::quiet_NaN();
+    if (hasTest && !evaluate(testFeed, testData, globalStep, epoch, stats.testLoss,
+                             stats.testAccuracy, error))
       return false;
 
     if (options.log) {
       double perSecond = seconds > 0 ? stats.samples / seconds : 0.0;
       std::string test = hasTest ? fmt::format("  test {}", formatLoss(stats.testLoss)) : "";
+      if (!std::isnan(stats.testAccuracy))
+        test += fmt::format("  accuracy {:.4f}", stats.testAccuracy);
       *options.log << fmt::format("epoch {:>{}}/{}  loss {}  objective {}{}  {:.2f} s  {} "
                                   "samples/s{}\n",
                                   epoch, epochWidth, options.epochs, formatLoss(stats.trainLoss),

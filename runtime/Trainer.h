@@ -44,6 +44,7 @@ struct EpochStats {
   double trainLoss = 0;      ///< mean of "loss" over the epoch's steps
   double trainObjective = 0; ///< mean of "objective" over the epoch's steps
   double testLoss = 0;       ///< mean of the eval kernel's "loss" over the test set; NaN if none
+  double testAccuracy = 0;   ///< fraction of test examples whose "prediction" argmax is the label; NaN unless classifying
   double seconds = 0;        ///< wall time of the epoch's training steps (not evaluation)
   int64_t samples = 0;       ///< training examples consumed in the epoch
 };
@@ -67,6 +68,6 @@ void epochPermutation(int64_t n, uint64_t seed, int64_t epoch, std::vector<int64
 
 /// The metrics CSV header the trainer writes.
 inline constexpr const char *kMetricsHeader =
-    "epoch,loss,objective,test_loss,seconds,samples_per_second";
+    "epoch,loss,objective,test_loss,test_accuracy,seconds,samples_per_second";
 
 } // namespace gradc::rt

@@ -8,6 +8,7 @@
 #include "codegen/Codegen.h"
 #include "ir/Printer.h"
 #include "runtime/Data.h"
+#include "runtime/Idx.h"
 #include "runtime/Trainer.h"
 #include "tools/Commands.h"
 #include "tools/Driver.h"
@@ -42,7 +43,8 @@ int runTrain(const std::vector<std::string> &args) {
       "lr", po::value<float>(), "learning rate (default: the train section's, else 0.01)")(
       "metrics", po::value<std::string>(), "write one CSV row per epoch to this file")(
       "data", po::value<std::string>()->default_value("synthetic"),
-      "synthetic: a regression set drawn from a fixed random teacher network")(
+      "synthetic (regression from a fixed random teacher network), fashion-mnist (Debian's "
+      "dataset-fashion-mnist), or idx:DIR (any MNIST-format set; pixels scaled to [0, 1])")(
       "examples", po::value<int64_t>()->default_value(2000),
       "size of the synthetic data set (a fifth of it is held out for testing)")(
       "threads", po::value<int>()->default_value(0), "worker threads (0: all cores)");
@@ -71,9 +73,13 @@ int runTrain(const std::vector<std::string> &args) {
     return fail(fmt::format("--examples must be at least 2, got {}", examples));
   if (!(lr > 0) || !std::isfinite(lr))
     return fail(fmt::format("--lr must be a positive number, got {}", lr));
-  if (values["data"].as<std::string>() != "synthetic")
-    return fail(fmt::format("unknown data set '{}'; expected synthetic",
-                            values["data"].as<std::string>()));
+  std::string dataName = values["data"].as<std::string>();
+  std::string idxDir = dataName == "fashion-mnist"    ? rt::kFashionMnistDir
+                       : dataName.starts_with("idx:") ? dataName.substr(4)
+                                                      : "";
+  if (dataName != "synthetic" && idxDir.empty())
+    return fail(fmt::format("unknown data set '{}'; expected synthetic, fashion-mnist or idx:DIR",
+                            dataName));
 
   auto compileStart = std::chrono::steady_clock::now();
   std::unique_ptr<ir::Graph> trainGraph =
@@ -104,19 +110,44 @@ int runTrain(const std::vector<std::string> &args) {
   if (!input || !target)
     return fail(fmt::format("model '{}' needs an input and a target to train on synthetic data",
                             trainGraph->name));
-  if (target->isInt)
-    return fail("synthetic data is a regression set; the model's target is an integer label");
-  rt::Dataset data;
-  try {
-    data = rt::makeSyntheticRegression(examples, exampleDims(*input, step.batch),
-                                       exampleDims(*target, step.batch), seed);
-  } catch (const std::exception &e) {
-    return fail(e.what());
-  }
   rt::TrainTestSplit split;
-  if (!rt::splitTrainTest(data, 0.2, split, error))
-    return fail(error);
-
+  if (idxDir.empty()) {
+    if (target->isInt)
+      return fail("synthetic data is a regression set; the model's target is an integer label "
+                  "(use --data=fashion-mnist or --data=idx:DIR)");
+    rt::Dataset data;
+    try {
+      data = rt::makeSyntheticRegression(examples, exampleDims(*input, step.batch),
+                                         exampleDims(*target, step.batch), seed);
+    } catch (const std::exception &e) {
+      return fail(e.what());
+    }
+    if (!rt::splitTrainTest(data, 0.2, split, error))
+      return fail(error);
+  } else {
+    if (!rt::loadIdxDirectory(idxDir, split.train, split.test, error))
+      return fail(error);
+    // The data must fit the model: features per example and class count.
+    int64_t features = 1;
+    for (int64_t d : exampleDims(*input, step.batch))
+      features *= d;
+    if (split.train.featureSize() != features)
+      return fail(fmt::format("{} has {} features per example, the model's input '{}' takes {}",
+                              idxDir, split.train.featureSize(), input->name, features));
+    if (!target->isInt)
+      return fail(fmt::format("{} has class labels; the model's target '{}' is f32 (declare it "
+                              "'label {} : i32[...]')",
+                              idxDir, target->name, target->name));
+    int prediction = eval.find("prediction");
+    int64_t classes = prediction >= 0 ? eval.buffers[prediction].dims.back() : 0;
+    for (const rt::Dataset *set : {&split.train, &split.test})
+      for (int64_t i = 0; i < set->size; ++i)
+        if (set->targetsI[i] < 0 || set->targetsI[i] >= classes)
+          return fail(fmt::format("label {} of example {} of {} is out of range for the model's "
+                                  "{} classes",
+                                  set->targetsI[i], i, set->description, classes));
+  }
+  const rt::Dataset &data = split.train;
   int64_t weights = 0, params = 0;
   for (const rt::TensorSpec &spec : step.buffers)
     if (spec.role == rt::Role::Param) {

@@ -266,20 +266,22 @@ TEST(Trainer, MetricsCsv) {
   ASSERT_TRUE(run.ok) << run.error;
   std::vector<std::string> lines = readLines(options.metricsPath);
   ASSERT_EQ(lines.size(), 4u);
-  EXPECT_EQ(lines[0], "epoch,loss,objective,test_loss,seconds,samples_per_second");
+  EXPECT_EQ(lines[0], "epoch,loss,objective,test_loss,test_accuracy,seconds,samples_per_second");
   for (int e = 1; e <= 3; ++e) {
     std::vector<std::string> fields;
     std::stringstream row(lines[e]);
     for (std::string field; std::getline(row, field, ',');)
       fields.push_back(field);
-    ASSERT_EQ(fields.size(), 6u) << lines[e];
+    // getline drops nothing: the empty accuracy (regression) is its own field.
+    ASSERT_EQ(fields.size(), 7u) << lines[e];
     EXPECT_EQ(fields[0], std::to_string(e));
     // Full precision: the CSV reads back as the exact numbers.
     EXPECT_EQ(std::stod(fields[1]), run.history[e - 1].trainLoss);
     EXPECT_EQ(std::stod(fields[2]), run.history[e - 1].trainObjective);
     EXPECT_EQ(std::stod(fields[3]), run.history[e - 1].testLoss);
-    EXPECT_GE(std::stod(fields[4]), 0.0);
-    EXPECT_GT(std::stod(fields[5]), 0.0);
+    EXPECT_EQ(fields[4], ""); // regression: no accuracy
+    EXPECT_GE(std::stod(fields[5]), 0.0);
+    EXPECT_GT(std::stod(fields[6]), 0.0);
   }
   EXPECT_FALSE(std::filesystem::exists(options.metricsPath + ".tmp"));
 
@@ -290,7 +292,7 @@ TEST(Trainer, MetricsCsv) {
   lines = readLines(options.metricsPath);
   ASSERT_EQ(lines.size(), 4u);
   EXPECT_TRUE(
-      std::regex_match(lines[1], std::regex(R"(1,[-0-9.e]+,[-0-9.e]+,,[-0-9.e]+,[-0-9.e]+)")))
+      std::regex_match(lines[1], std::regex(R"(1,[-0-9.e]+,[-0-9.e]+,,,[-0-9.e]+,[-0-9.e]+)")))
       << lines[1];
   EXPECT_TRUE(std::isnan(run.history[0].testLoss));
   EXPECT_EQ(run.log.find("test"), std::string::npos);
