@@ -6,13 +6,17 @@
 # test accuracy for each, and the ratios.
 #
 # usage: bench/fashion.sh [EPOCHS]      (installs python3-torch, python3-numpy,
-#                                        dataset-fashion-mnist and time if missing)
+#                                        libopenblas0-pthread, dataset-fashion-mnist
+#                                        and time if missing)
+#
+# libopenblas0-pthread matters: without it Debian's PyTorch falls back to the
+# reference BLAS and runs ~15x slower, which would flatter gradc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-15}
 scripts/install-deps.sh build run
 missing=()
-for p in python3-torch python3-numpy time; do
+for p in python3-torch python3-numpy libopenblas0-pthread time; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

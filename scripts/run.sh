@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, and JIT-trains the
-# lecture's network (examples/lecture.grad) on the synthetic regression set,
-# writing per-epoch metrics to out/lecture.csv.
+# The main job: installs what is missing, builds, JIT-trains the lecture's
+# network (examples/lecture.grad) on the synthetic regression set, then the
+# Fashion-MNIST classifier (examples/fashion_mlp.grad, 15 epochs); metrics go
+# to out/lecture.csv and out/fashion.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh build run
 scripts/build.sh run
 mkdir -p out
 build/bin/gradc train examples/lecture.grad --epochs=20 --seed=1 --lr=0.005 --metrics=out/lecture.csv
+build/bin/gradc train examples/fashion_mlp.grad --data=fashion-mnist --metrics=out/fashion.csv

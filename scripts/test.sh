@@ -3,6 +3,6 @@
 # (GoogleTest unit tests and the lit/FileCheck suite) through ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh build test
+scripts/install-deps.sh build test run
 scripts/build.sh test
 ctest --test-dir build --output-on-failure -j"$(nproc)"

@@ -17,3 +17,8 @@ config.substitutions.append(("FileCheck", config.filecheck))
 # `not` inverts an exit status; lit's internal shell provides it.
 config.environment["PATH"] = os.pathsep.join(
     [config.gradc_bin_dir, "/usr/lib/llvm-19/bin", config.environment.get("PATH", "")])
+
+# Tests on Debian's dataset-fashion-mnist run where it is installed (the
+# test command installs it).
+if os.path.isdir("/usr/share/datasets/fashion-mnist"):
+    config.available_features.add("fashion-mnist")
