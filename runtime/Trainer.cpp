@@ -316,6 +316,17 @@ bool evaluate(Feed &feed, const Dataset &data, uint64_t step, int64_t epoch, dou
 
 } // namespace
 
+double scheduledLearningRate(const TrainOptions &options, uint64_t step, int64_t epoch,
+                             uint64_t totalSteps) {
+  if (options.schedule == "step")
+    return options.lr *
+           std::pow(options.gamma, std::floor(double(epoch - 1) / std::max(1.0, options.stepSize)));
+  if (options.schedule == "cosine" && totalSteps > 1)
+    return options.lrMin + (options.lr - options.lrMin) *
+                               (1 + std::cos(M_PI * double(step) / double(totalSteps - 1))) / 2;
+  return options.lr;
+}
+
 void epochPermutation(int64_t n, uint64_t seed, int64_t epoch, std::vector<int64_t> &order) {
   order.resize(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i)
@@ -392,9 +403,10 @@ bool train(const KernelSpec &step, const KernelSpec *eval, TensorStore &store,
     for (int64_t call = 0; call < trainFeed.calls; ++call, ++globalStep) {
       loadExamples(trainFeed, trainData, order.data(), call * trainFeed.examplesPerCall);
       trainFeed.ctx.step = globalStep;
-      // Set every step: a learning-rate schedule will change it here.
       if (trainFeed.learningRateIndex >= 0)
-        trainFeed.hypers[trainFeed.learningRateIndex] = options.lr;
+        trainFeed.hypers[trainFeed.learningRateIndex] = static_cast<float>(
+            scheduledLearningRate(options, globalStep, epoch,
+                                  uint64_t(trainFeed.calls) * uint64_t(options.epochs)));
       step.fn(&trainFeed.ctx);
       float loss = *trainFeed.loss;
       float objective = trainFeed.objective ? *trainFeed.objective : loss;

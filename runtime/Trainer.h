@@ -37,7 +37,16 @@ struct TrainOptions {
   std::string metricsPath;        ///< CSV, one row per epoch; empty = none
   int threads = 0;                ///< 0 = std::thread::hardware_concurrency()
   std::ostream *log = &std::cout; ///< per-epoch lines; null = silent
+  /// Learning-rate schedule: constant; step (lr * gamma^floor((epoch-1) /
+  /// stepSize)); cosine (from lr down to lrMin over all steps, per step).
+  std::string schedule = "constant";
+  double stepSize = 1, gamma = 0.1, lrMin = 0;
 };
+
+/// The learning rate of global step `step` (0-based) in epoch `epoch`
+/// (1-based) of a run of `totalSteps` steps.
+double scheduledLearningRate(const TrainOptions &options, uint64_t step, int64_t epoch,
+                             uint64_t totalSteps);
 
 struct EpochStats {
   int64_t epoch = 0;         ///< 1-based

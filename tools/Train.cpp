@@ -155,10 +155,17 @@ int runTrain(const std::vector<std::string> &args) {
       ++params;
     }
   std::cout << fmt::format("training '{}' ({}): {} params, {} weights; {}: {} train / {} test "
-                           "examples; {}, lr {}, {} epochs, seed {}; JIT {:.0f} ms\n",
+                           "examples; {}, lr {}{}, {} epochs, seed {}; JIT {:.0f} ms\n",
                            trainGraph->name, model.path, params, weights, data.description,
                            split.train.size, split.test.size,
-                           ir::formatOptimizer(trainGraph->optimizer), lr, epochs, seed, compileMs);
+                           ir::formatOptimizer(trainGraph->optimizer), lr,
+                           settings.schedule == "step"
+                               ? fmt::format(" (step schedule: x{} every {} epochs)",
+                                             settings.gamma, settings.stepSize)
+                           : settings.schedule == "cosine"
+                               ? fmt::format(" (cosine schedule down to {})", settings.lrMin)
+                               : std::string(),
+                           epochs, seed, compileMs);
 
   rt::TensorStore store(seed);
   rt::TrainOptions trainOptions;
@@ -166,6 +173,10 @@ int runTrain(const std::vector<std::string> &args) {
   trainOptions.seed = seed;
   trainOptions.lr = lr;
   trainOptions.threads = values["threads"].as<int>();
+  trainOptions.schedule = settings.schedule;
+  trainOptions.stepSize = settings.stepSize;
+  trainOptions.gamma = settings.gamma;
+  trainOptions.lrMin = settings.lrMin;
   if (values.count("metrics"))
     trainOptions.metricsPath = values["metrics"].as<std::string>();
   std::vector<rt::EpochStats> history;

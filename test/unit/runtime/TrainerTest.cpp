@@ -405,3 +405,24 @@ TEST(EpochPermutation, DeterministicPermutationPerEpoch) {
 }
 
 } // namespace
+
+namespace {
+TEST(Trainer, LearningRateSchedules) {
+  gradc::rt::TrainOptions options;
+  options.lr = 0.1f;
+  EXPECT_DOUBLE_EQ(gradc::rt::scheduledLearningRate(options, 50, 3, 100), double(options.lr));
+  options.schedule = "step";
+  options.stepSize = 2;
+  options.gamma = 0.5;
+  EXPECT_DOUBLE_EQ(gradc::rt::scheduledLearningRate(options, 0, 1, 100), double(options.lr));
+  EXPECT_DOUBLE_EQ(gradc::rt::scheduledLearningRate(options, 0, 2, 100), double(options.lr));
+  EXPECT_DOUBLE_EQ(gradc::rt::scheduledLearningRate(options, 0, 3, 100), double(options.lr) * 0.5);
+  EXPECT_DOUBLE_EQ(gradc::rt::scheduledLearningRate(options, 0, 5, 100), double(options.lr) * 0.25);
+  options.schedule = "cosine";
+  options.lrMin = 0.001;
+  EXPECT_DOUBLE_EQ(gradc::rt::scheduledLearningRate(options, 0, 1, 101), double(options.lr));
+  EXPECT_NEAR(gradc::rt::scheduledLearningRate(options, 50, 1, 101),
+              (double(options.lr) + 0.001) / 2, 1e-12);
+  EXPECT_NEAR(gradc::rt::scheduledLearningRate(options, 100, 1, 101), 0.001, 1e-12);
+}
+} // namespace
