@@ -176,7 +176,6 @@ public:
 
 private:
   /// g <- g * c / max(||g||, c) for every gradient, ||g|| over all of them.
-  /// max(n, c) is written n + relu(c - n), with the ops the table has.
   static void clipGradients(UpdateBuilder &b, std::vector<std::pair<Node *, Node *>> &paramGrads,
                             double maxNorm) {
     Node *total = nullptr;
@@ -188,10 +187,7 @@ private:
       return;
     Node *norm = b.op(OpKind::Sqrt, {total}, Type::scalar(), "grad_norm");
     Node *limit = b.constant(maxNorm, "clip.max_norm");
-    Node *excess =
-        b.op(OpKind::Relu, {b.op(OpKind::Sub, {limit, norm}, Type::scalar(), "clip.slack")},
-             Type::scalar(), "clip.shortfall");
-    Node *larger = b.op(OpKind::Add, {norm, excess}, Type::scalar(), "clip.max");
+    Node *larger = b.op(OpKind::Maximum, {norm, limit}, Type::scalar(), "clip.max");
     Node *factor = b.op(OpKind::Div, {limit, larger}, Type::scalar(), "clip.factor");
     for (auto &[param, grad] : paramGrads)
       grad = b.op(OpKind::Mul, {grad, factor}, grad->type, grad->name + ".clipped", param->loc);

@@ -47,7 +47,9 @@ int runTrain(const std::vector<std::string> &args) {
       "dataset-fashion-mnist), or idx:DIR (any MNIST-format set; pixels scaled to [0, 1])")(
       "examples", po::value<int64_t>()->default_value(2000),
       "size of the synthetic data set (a fifth of it is held out for testing)")(
-      "threads", po::value<int>()->default_value(0), "worker threads (0: all cores)");
+      "threads", po::value<int>()->default_value(0), "worker threads (0: all cores)")(
+      "clip-grad-norm", po::value<double>(),
+      "scale the gradients so their global norm is at most this (overrides the train section)");
   addModelOptions(options);
   po::variables_map values;
   if (int status = parseOptions("train", "FILE.grad [options]", options, args, values);
@@ -81,6 +83,12 @@ int runTrain(const std::vector<std::string> &args) {
     return fail(fmt::format("unknown data set '{}'; expected synthetic, fashion-mnist or idx:DIR",
                             dataName));
 
+  if (values.count("clip-grad-norm")) {
+    double clip = values["clip-grad-norm"].as<double>();
+    if (!(clip > 0) || !std::isfinite(clip))
+      return fail(fmt::format("--clip-grad-norm must be a positive number, got {}", clip));
+    model.forward->optimizer.clipGradNorm = clip;
+  }
   auto compileStart = std::chrono::steady_clock::now();
   std::unique_ptr<ir::Graph> trainGraph =
       buildStage(*model.forward, GraphStage::Optimized, diags);
