@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/Trainer.h"
+#include "runtime/Checkpoint.h"
 #include "runtime/Random.h"
 #include "runtime/ThreadPool.h"
 
@@ -395,8 +396,8 @@ bool train(const KernelSpec &step, const KernelSpec *eval, TensorStore &store,
   const int epochWidth = std::max<int>(kMinEpochWidth, fmt::formatted_size("{}", options.epochs));
 
   std::vector<int64_t> order;
-  uint64_t globalStep = 0;
-  for (int64_t epoch = 1; epoch <= options.epochs; ++epoch) {
+  uint64_t globalStep = options.firstStep;
+  for (int64_t epoch = options.firstEpoch; epoch <= options.epochs; ++epoch) {
     epochPermutation(trainData.size, options.seed, epoch, order);
     auto start = std::chrono::steady_clock::now();
     double lossSum = 0, objectiveSum = 0;
@@ -450,6 +451,10 @@ bool train(const KernelSpec &step, const KernelSpec *eval, TensorStore &store,
     }
     metrics.addRow(stats, hasTest);
     if (!metrics.save(error))
+      return false;
+    if (!options.savePath.empty() &&
+        !saveCheckpoint(options.savePath, store,
+                        CheckpointInfo{options.modelName, options.seed, epoch, globalStep}, error))
       return false;
     if (history)
       history->push_back(stats);

@@ -41,6 +41,14 @@ struct TrainOptions {
   /// stepSize)); cosine (from lr down to lrMin over all steps, per step).
   std::string schedule = "constant";
   double stepSize = 1, gamma = 0.1, lrMin = 0;
+  /// Resuming: the first epoch to run and the global step it starts at (a
+  /// checkpoint's epoch + 1 and step).  Shuffling is keyed by epoch and
+  /// dropout by step, so a resumed run equals an uninterrupted one.
+  int64_t firstEpoch = 1;
+  uint64_t firstStep = 0;
+  /// Write a checkpoint (runtime/Checkpoint.h) here after every epoch.
+  std::string savePath;
+  std::string modelName; ///< recorded in checkpoints
 };
 
 /// The learning rate of global step `step` (0-based) in epoch `epoch`

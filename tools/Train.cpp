@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "codegen/Codegen.h"
 #include "ir/Printer.h"
+#include "runtime/Checkpoint.h"
 #include "runtime/Data.h"
 #include "runtime/Idx.h"
 #include "runtime/Trainer.h"
@@ -48,6 +49,11 @@ int runTrain(const std::vector<std::string> &args) {
       "examples", po::value<int64_t>()->default_value(2000),
       "size of the synthetic data set (a fifth of it is held out for testing)")(
       "threads", po::value<int>()->default_value(0), "worker threads (0: all cores)")(
+      "save", po::value<std::string>(),
+      "write a safetensors checkpoint (weights, optimizer state, step) after every epoch")(
+      "resume", po::value<std::string>(),
+      "continue from a checkpoint of --save: the result equals an uninterrupted run")(
+      "init", po::value<std::string>(), "start from the weights of a safetensors file")(
       "clip-grad-norm", po::value<double>(),
       "scale the gradients so their global norm is at most this (overrides the train section)");
   addModelOptions(options);
@@ -187,6 +193,32 @@ int runTrain(const std::vector<std::string> &args) {
   trainOptions.lrMin = settings.lrMin;
   if (values.count("metrics"))
     trainOptions.metricsPath = values["metrics"].as<std::string>();
+  trainOptions.modelName = trainGraph->name;
+  if (values.count("save"))
+    trainOptions.savePath = values["save"].as<std::string>();
+  if (values.count("resume") || values.count("init")) {
+    if (values.count("resume") && values.count("init"))
+      return fail("--resume and --init exclude each other");
+    // The kernels create (and initialise) the tensors; the file overwrites them.
+    if (!store.addKernel(step, error) || !store.addKernel(eval, error))
+      return fail(error);
+    bool resume = values.count("resume") > 0;
+    std::string path = values[resume ? "resume" : "init"].as<std::string>();
+    rt::CheckpointInfo info;
+    if (!rt::loadCheckpoint(path, store, resume ? rt::CheckpointUse::Resume : rt::CheckpointUse::Init,
+                            info, error))
+      return fail(error);
+    if (resume) {
+      if (info.seed != seed)
+        return fail(fmt::format("checkpoint '{}' was trained with seed {}, this run has seed {}; "
+                                "pass --seed={} to resume it",
+                                path, info.seed, seed, info.seed));
+      trainOptions.firstEpoch = info.epoch + 1;
+      trainOptions.firstStep = info.step;
+      std::cout << fmt::format("resuming from '{}' after epoch {} (step {})\n", path, info.epoch,
+                               info.step);
+    }
+  }
   std::vector<rt::EpochStats> history;
   if (!rt::train(step, &eval, store, split.train, split.test, trainOptions, &history, error))
     return fail(error);
