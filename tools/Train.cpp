@@ -8,6 +8,7 @@
 #include "codegen/Codegen.h"
 #include "ir/Printer.h"
 #include "runtime/Checkpoint.h"
+#include "runtime/Csv.h"
 #include "runtime/Data.h"
 #include "runtime/Idx.h"
 #include "runtime/Trainer.h"
@@ -54,6 +55,9 @@ int runTrain(const std::vector<std::string> &args) {
       "resume", po::value<std::string>(),
       "continue from a checkpoint of --save: the result equals an uninterrupted run")(
       "init", po::value<std::string>(), "start from the weights of a safetensors file")(
+      "label", po::value<std::string>(),
+      "with --data=csv:...: the target column (a class label for i32 targets), or comma-separated "
+      "columns for an f32 target vector")(
       "clip-grad-norm", po::value<double>(),
       "scale the gradients so their global norm is at most this (overrides the train section)");
   addModelOptions(options);
@@ -85,9 +89,13 @@ int runTrain(const std::vector<std::string> &args) {
   std::string idxDir = dataName == "fashion-mnist"    ? rt::kFashionMnistDir
                        : dataName.starts_with("idx:") ? dataName.substr(4)
                                                       : "";
-  if (dataName != "synthetic" && idxDir.empty())
-    return fail(fmt::format("unknown data set '{}'; expected synthetic, fashion-mnist or idx:DIR",
+  bool csv = dataName.starts_with("csv:");
+  if (dataName != "synthetic" && idxDir.empty() && !csv)
+    return fail(fmt::format("unknown data set '{}'; expected synthetic, fashion-mnist, idx:DIR or "
+                            "csv:TRAIN.csv[,TEST.csv]",
                             dataName));
+  if (csv && !values.count("label"))
+    return fail("--data=csv:... needs --label=COLUMN (the target column or columns)");
 
   if (values.count("clip-grad-norm")) {
     double clip = values["clip-grad-norm"].as<double>();
@@ -125,7 +133,7 @@ int runTrain(const std::vector<std::string> &args) {
     return fail(fmt::format("model '{}' needs an input and a target to train on synthetic data",
                             trainGraph->name));
   rt::TrainTestSplit split;
-  if (idxDir.empty()) {
+  if (idxDir.empty() && !csv) {
     if (target->isInt)
       return fail("synthetic data is a regression set; the model's target is an integer label "
                   "(use --data=fashion-mnist or --data=idx:DIR)");
@@ -139,8 +147,18 @@ int runTrain(const std::vector<std::string> &args) {
     if (!rt::splitTrainTest(data, 0.2, split, error))
       return fail(error);
   } else {
-    if (!rt::loadIdxDirectory(idxDir, split.train, split.test, error))
+    if (csv) {
+      std::vector<std::string> paths = passes::splitPassList(dataName.substr(4));
+      std::vector<std::string> labels = passes::splitPassList(values["label"].as<std::string>());
+      if (paths.empty() || paths.size() > 2)
+        return fail("--data=csv: expects TRAIN.csv or TRAIN.csv,TEST.csv");
+      if (!rt::loadCsv(paths[0], labels, target->isInt, split.train, error) ||
+          (paths.size() == 2 && !rt::loadCsv(paths[1], labels, target->isInt, split.test, error)))
+        return fail(error);
+      idxDir = paths[0];
+    } else if (!rt::loadIdxDirectory(idxDir, split.train, split.test, error)) {
       return fail(error);
+    }
     // The data must fit the model: features per example and class count.
     int64_t features = 1;
     for (int64_t d : exampleDims(*input, step.batch))
@@ -148,14 +166,20 @@ int runTrain(const std::vector<std::string> &args) {
     if (split.train.featureSize() != features)
       return fail(fmt::format("{} has {} features per example, the model's input '{}' takes {}",
                               idxDir, split.train.featureSize(), input->name, features));
-    if (!target->isInt)
+    if (!csv && !target->isInt)
       return fail(fmt::format("{} has class labels; the model's target '{}' is f32 (declare it "
                               "'label {} : i32[...]')",
                               idxDir, target->name, target->name));
+    int64_t targetSize = 1;
+    for (int64_t d : exampleDims(*target, step.batch))
+      targetSize *= d;
+    if (!target->isInt && split.train.targetSize() != targetSize)
+      return fail(fmt::format("--label names {} column(s); the model's target '{}' takes {} values",
+                              split.train.targetSize(), target->name, targetSize));
     int prediction = eval.find("prediction");
     int64_t classes = prediction >= 0 ? eval.buffers[prediction].dims.back() : 0;
     for (const rt::Dataset *set : {&split.train, &split.test})
-      for (int64_t i = 0; i < set->size; ++i)
+      for (int64_t i = 0; target->isInt && i < set->size; ++i)
         if (set->targetsI[i] < 0 || set->targetsI[i] >= classes)
           return fail(fmt::format("label {} of example {} of {} is out of range for the model's "
                                   "{} classes",

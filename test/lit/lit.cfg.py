@@ -22,3 +22,13 @@ config.environment["PATH"] = os.pathsep.join(
 # test command installs it).
 if os.path.isdir("/usr/share/datasets/fashion-mnist"):
     config.available_features.add("fashion-mnist")
+
+# The PyTorch cross-check runs where Debian's python3-torch is installed (the
+# test command installs it); lit's own Python may not be the system one.
+# %syspython is Debian's Python, where apt installs python3-torch.
+import subprocess
+config.substitutions.append(("%syspython", "/usr/bin/python3"))
+if os.path.exists("/usr/bin/python3") and subprocess.call(
+        ["/usr/bin/python3", "-c", "import torch, numpy"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL) == 0:
+    config.available_features.add("torch")
