@@ -346,6 +346,22 @@ void epochPermutation(int64_t n, uint64_t seed, int64_t epoch, std::vector<int64
   }
 }
 
+bool evaluateDataset(const KernelSpec &eval, TensorStore &store, const Dataset &data,
+                     const TrainOptions &options, EvalResult &result, std::string &error) {
+  ThreadPool pool(options.threads);
+  Feed feed;
+  if (!prepareFeed(eval, data, "evaluation", options, store, pool, feed, error))
+    return false;
+  if (feed.calls == 0) {
+    error = fmt::format("the data has {} examples, fewer than one batch of {}", data.size,
+                        feed.examplesPerCall);
+    return false;
+  }
+  result.examples = feed.calls * feed.examplesPerCall;
+  result.skipped = feed.skipped;
+  return evaluate(feed, data, 0, 0, result.loss, result.accuracy, error);
+}
+
 bool train(const KernelSpec &step, const KernelSpec *eval, TensorStore &store,
            const Dataset &trainData, const Dataset &testData, const TrainOptions &options,
            std::vector<EpochStats> *history, std::string &error) {

@@ -78,6 +78,16 @@ bool train(const KernelSpec &step, const KernelSpec *eval, TensorStore &store,
            const Dataset &trainData, const Dataset &testData, const TrainOptions &options,
            std::vector<EpochStats> *history, std::string &error);
 
+/// Loss and, for class labels, accuracy of the inference kernel `eval`
+/// over all of `data` (whole batches; the rest is counted in `skipped`).
+struct EvalResult {
+  double loss = 0;
+  double accuracy = 0; ///< NaN unless classifying
+  int64_t examples = 0, skipped = 0;
+};
+bool evaluateDataset(const KernelSpec &eval, TensorStore &store, const Dataset &data,
+                     const TrainOptions &options, EvalResult &result, std::string &error);
+
 /// The example order of `epoch`: a Fisher-Yates shuffle of 0..n-1 driven by
 /// Philox with key = seed, counter = (draw / 2, epoch, kShuffleDomain, 0).
 /// Depends only on (n, seed, epoch).  Resizes `order` to n.

@@ -13,5 +13,6 @@ int runShow(const std::vector<std::string> &args);
 int runOpt(const std::vector<std::string> &args);
 int runGradcheck(const std::vector<std::string> &args);
 int runTrain(const std::vector<std::string> &args);
+int runEval(const std::vector<std::string> &args);
 
 } // namespace gradc::tool

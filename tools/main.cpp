@@ -25,6 +25,8 @@ const Command kCommands[] = {
     {"gradcheck", gradc::tool::runGradcheck,
      "compare derived gradients with finite differences (f64 interpreter, f32 JIT)"},
     {"train", gradc::tool::runTrain, "JIT-compile the training step and train"},
+    {"eval", gradc::tool::runEval,
+     "loss and accuracy of a checkpoint on a data set, with the inference graph"},
 };
 
 void printUsage(std::ostream &out) {
