@@ -20,9 +20,9 @@ class Graph;
 namespace gradc::codegen {
 
 struct CodegenOptions {
-  std::string cpu = "host";  ///< "host" or an LLVM CPU name ("x86-64-v3")
-  std::string triple;        ///< empty: the host's
-  int optLevel = 3;          ///< 0..3, LLVM's -O level
+  std::string cpu = "host"; ///< "host" or an LLVM CPU name ("x86-64-v3")
+  std::string triple;       ///< empty: the host's
+  int optLevel = 3;         ///< 0..3, LLVM's -O level
 };
 
 /// The C symbol of a kernel: "gradc_<graph name>_<kernel name>".

@@ -708,8 +708,7 @@ std::optional<int64_t> Elaborator::resolveDim(const Dim &dim, const DeclStmt &de
         return std::nullopt;
       }
       if (*batch_ <= 0) {
-        error(dim.loc, fmt::format("the batch size must be positive, got {}", *batch_),
-              dim.length);
+        error(dim.loc, fmt::format("the batch size must be positive, got {}", *batch_), dim.length);
         return std::nullopt;
       }
       usesBatch = true;

@@ -43,15 +43,15 @@ void printAst(const ast::File &file, std::ostream &out);
 struct TrainSettings {
   std::optional<int64_t> batch, epochs;
   std::optional<uint64_t> seed;
-  std::optional<double> lr;     ///< from optimizer = sgd(lr = ...) or lr = ...
+  std::optional<double> lr;          ///< from optimizer = sgd(lr = ...) or lr = ...
   std::string schedule = "constant"; ///< constant | step | cosine
   double stepSize = 1, gamma = 0.1;  ///< step(step_size = epochs, gamma = factor)
   double lrMin = 0;                  ///< cosine(lr_min = ...)
 };
 
 struct ElaborateOptions {
-  std::string model;            ///< which model to elaborate; empty: the file's only model
-  std::optional<int64_t> batch; ///< overrides the train section's batch size
+  std::string model;                 ///< which model to elaborate; empty: the file's only model
+  std::optional<int64_t> batch;      ///< overrides the train section's batch size
   TrainSettings *settings = nullptr; ///< receives the train section when not null
 };
 

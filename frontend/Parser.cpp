@@ -441,8 +441,8 @@ void Parser::checkAllowed(const Token &keyword, StmtKind kind, const BodyContext
     message = "'out' is only allowed in a block; use 'output' to name the model's prediction";
   }
   if (message.empty() && kind == StmtKind::Train && context.definition == DefinitionKind::Block)
-    message = fmt::format("'train' is only allowed in a model, not in block '{}'",
-                          context.blockName);
+    message =
+        fmt::format("'train' is only allowed in a model, not in block '{}'", context.blockName);
   if (!message.empty())
     error(keyword, message);
 }
@@ -728,8 +728,8 @@ StmtPtr Parser::parseTrain() {
         std::make_unique<AssignStmt>(std::string(name.text), name.loc, std::move(value)));
     if (accept(TokenKind::Newline) || accept(TokenKind::Semicolon) || at(TokenKind::RBrace))
       continue;
-    error(peek(), fmt::format("expected a new line or ';' after the setting, got {}",
-                              peek().quoted()));
+    error(peek(),
+          fmt::format("expected a new line or ';' after the setting, got {}", peek().quoted()));
     skipStatement();
   }
 }

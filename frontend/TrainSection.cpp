@@ -78,8 +78,9 @@ private:
     if (!value)
       return std::nullopt;
     if (*value != std::floor(*value) || *value < (allowZero ? 0 : 1) || *value > 1e15) {
-      error(expr.loc, fmt::format("{} must be a whole number {}, got {}", what,
-                                  allowZero ? ">= 0" : ">= 1", *value),
+      error(expr.loc,
+            fmt::format("{} must be a whole number {}, got {}", what, allowZero ? ">= 0" : ">= 1",
+                        *value),
             expr.length);
       return std::nullopt;
     }
@@ -106,9 +107,10 @@ private:
     }
     const auto *c = dynCast<CallExpr>(&expr);
     if (!c || c->hasInputs) {
-      error(expr.loc, fmt::format("expected {} such as {}", what,
-                                  what == "an optimizer" ? "sgd(lr = 0.1, momentum = 0.9)"
-                                                         : "cosine(lr_min = 0.001)"),
+      error(expr.loc,
+            fmt::format("expected {} such as {}", what,
+                        what == "an optimizer" ? "sgd(lr = 0.1, momentum = 0.9)"
+                                               : "cosine(lr_min = 0.001)"),
             expr.length);
       return false;
     }
@@ -127,8 +129,8 @@ private:
   }
 
   void unknownArgument(const Argument &arg, const std::string &callee, std::string_view known) {
-    error(arg.keywordLoc, fmt::format("'{}' has no setting '{}'; expected {}", callee, arg.keyword,
-                                      known),
+    error(arg.keywordLoc,
+          fmt::format("'{}' has no setting '{}'; expected {}", callee, arg.keyword, known),
           arg.keyword.size());
   }
 
@@ -138,8 +140,8 @@ private:
     if (!call(expr, kind, args, "an optimizer"))
       return;
     if (kind != "sgd" && kind != "adam" && kind != "adamw") {
-      error(expr.loc, fmt::format("unknown optimizer '{}'; expected one of {}", kind,
-                                  ir::kOptimizerKinds),
+      error(expr.loc,
+            fmt::format("unknown optimizer '{}'; expected one of {}", kind, ir::kOptimizerKinds),
             kind.size());
       return;
     }

@@ -49,8 +49,8 @@ std::string_view SourceManager::lineText(SourceLoc loc) const {
     ++pos;
   }
   size_t end = text.find('\n', pos);
-  std::string_view result = text.substr(pos, end == std::string_view::npos ? text.size() - pos
-                                                                           : end - pos);
+  std::string_view result =
+      text.substr(pos, end == std::string_view::npos ? text.size() - pos : end - pos);
   if (!result.empty() && result.back() == '\r')
     result.remove_suffix(1);
   return result;
@@ -107,7 +107,11 @@ static bool looksLikeText(std::string_view text, size_t &badOffset) {
       badOffset = i;
       return false;
     }
-    int extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : -1;
+    int extra = c < 0x80           ? 0
+                : (c >> 5) == 0x6  ? 1
+                : (c >> 4) == 0xE  ? 2
+                : (c >> 3) == 0x1E ? 3
+                                   : -1;
     if (extra < 0 || i + extra >= text.size()) {
       badOffset = i;
       return false;

@@ -113,11 +113,11 @@ void printDot(const Graph &graph, std::ostream &out, const DotOptions &options) 
                             opId, style.fill, style.border, escape(node.mnemonic())));
     if (node.hasResult()) {
       // Gradients with respect to parameters stand out.
-      bool gradient = paramGrads.count(&node) > 0 || (node.gradOf && node.gradOf->is(OpKind::Param));
+      bool gradient =
+          paramGrads.count(&node) > 0 || (node.gradOf && node.gradOf->is(OpKind::Param));
       emit(block, fmt::format("  {} [shape=box, style=\"filled{}\", fillcolor=\"{}\", "
                               "color=\"{}\", penwidth={}, label=\"{}\\n{}\"];",
-                              valueId, gradient ? ",bold" : "",
-                              gradient ? "#f8c8c8" : style.fill,
+                              valueId, gradient ? ",bold" : "", gradient ? "#f8c8c8" : style.fill,
                               gradient ? "#b22222" : style.border, gradient ? 3 : 1,
                               escape(node.name), node.type.str()));
       emit(block, fmt::format("  {} -> {} [color=\"{}\"];", opId, valueId, style.border));

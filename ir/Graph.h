@@ -123,8 +123,8 @@ std::optional<OpKind> opKindFromMnemonic(std::string_view mnemonic);
 
 /// How a parameter or state tensor is initialised.
 struct InitSpec {
-  std::string kind;          ///< "xavier_normal", "zeros", "normal", ...
-  std::vector<double> args;  ///< e.g. sigma for normal, (a, b) for uniform
+  std::string kind;         ///< "xavier_normal", "zeros", "normal", ...
+  std::vector<double> args; ///< e.g. sigma for normal, (a, b) for uniform
   bool operator==(const InitSpec &) const = default;
 };
 
@@ -135,9 +135,9 @@ struct Attrs {
   std::vector<int64_t> axes; ///< ATTR_AXES
   bool transA = false;       ///< ATTR_TRANS
   bool transB = false;
-  int64_t stream = 0;        ///< ATTR_STREAM
-  std::string key;           ///< ATTR_KEY
-  InitSpec init;             ///< ATTR_INIT
+  int64_t stream = 0; ///< ATTR_STREAM
+  std::string key;    ///< ATTR_KEY
+  InitSpec init;      ///< ATTR_INIT
   int64_t fanIn = 0, fanOut = 0;
   std::optional<double> decay; ///< per-parameter weight decay override
   bool operator==(const Attrs &) const = default;
@@ -157,8 +157,8 @@ public:
   Type type;
   std::vector<Node *> operands;
   Attrs attrs;
-  SourceLoc loc;            ///< the model line this op comes from
-  Node *gradOf = nullptr;   ///< for a gradient value: what it differentiates
+  SourceLoc loc;          ///< the model line this op comes from
+  Node *gradOf = nullptr; ///< for a gradient value: what it differentiates
   Phase phase = Phase::Forward;
 
   const OpInfo &info() const { return opInfo(kind); }
@@ -179,9 +179,9 @@ struct GraphOutput {
 /// its constant settings (the learning rate is a `hyper`, set per step).
 /// Printed in the graph header, e.g. `optimizer=sgd(momentum=0.9, nesterov)`.
 struct OptimizerConfig {
-  std::string kind = "sgd"; ///< sgd | adam | adamw
-  double momentum = 0;      ///< sgd
-  bool nesterov = false;    ///< sgd
+  std::string kind = "sgd";                      ///< sgd | adam | adamw
+  double momentum = 0;                           ///< sgd
+  bool nesterov = false;                         ///< sgd
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8; ///< adam, adamw
   double clipGradNorm = 0; ///< > 0: scale all gradients so their global norm is at most this
   bool operator==(const OptimizerConfig &) const = default;
@@ -197,8 +197,8 @@ class Graph {
 public:
   std::string name;
   GraphKind kind = GraphKind::Forward;
-  double weightDecay = 0;    ///< lambda of the L2 term (lecture 2.4)
-  int64_t batch = 0;         ///< examples per step; 0: inputs have no batch dimension
+  double weightDecay = 0; ///< lambda of the L2 term (lecture 2.4)
+  int64_t batch = 0;      ///< examples per step; 0: inputs have no batch dimension
   OptimizerConfig optimizer;
 
   Graph() = default;

@@ -70,7 +70,8 @@ public:
       advance();
       while (pos_ < text_.size()) {
         char d = text_[pos_];
-        bool exponentSign = (d == '-' || d == '+') && (text_[pos_ - 1] == 'e' || text_[pos_ - 1] == 'E');
+        bool exponentSign =
+            (d == '-' || d == '+') && (text_[pos_ - 1] == 'e' || text_[pos_ - 1] == 'E');
         if (!std::isdigit(static_cast<unsigned char>(d)) && d != '.' && d != 'e' && d != 'E' &&
             !exponentSign)
           break;
@@ -98,9 +99,7 @@ private:
   static bool isNameChar(char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
   }
-  char peek(size_t ahead) const {
-    return pos_ + ahead < text_.size() ? text_[pos_ + ahead] : '\0';
-  }
+  char peek(size_t ahead) const { return pos_ + ahead < text_.size() ? text_[pos_ + ahead] : '\0'; }
   void advance() {
     if (text_[pos_] == '\n') {
       ++line_;
@@ -339,8 +338,8 @@ void Parser::parseOptimizer() {
   SourceLoc kindLoc = tok_.loc;
   config.kind = expectIdent("an optimizer name");
   if (config.kind != "sgd" && config.kind != "adam" && config.kind != "adamw")
-    fail(kindLoc, fmt::format("unknown optimizer '{}', expected one of {}", config.kind,
-                              kOptimizerKinds),
+    fail(kindLoc,
+         fmt::format("unknown optimizer '{}', expected one of {}", config.kind, kOptimizerKinds),
          config.kind.size());
   if (!isPunct('('))
     return;
@@ -393,7 +392,8 @@ void Parser::parseHeader() {
   else if (kind == "inference")
     graph_->kind = GraphKind::Inference;
   else
-    fail(kindLoc, fmt::format("unknown graph kind '{}', expected forward, train or inference", kind),
+    fail(kindLoc,
+         fmt::format("unknown graph kind '{}', expected forward, train or inference", kind),
          kind.size());
   expectPunct(')', "after the graph kind");
   while (!isPunct('{')) {
@@ -407,7 +407,9 @@ void Parser::parseHeader() {
     else if (key == "optimizer")
       parseOptimizer();
     else
-      fail(loc, fmt::format("unknown graph attribute '{}', expected weight_decay, batch or optimizer", key),
+      fail(loc,
+           fmt::format("unknown graph attribute '{}', expected weight_decay, batch or optimizer",
+                       key),
            key.size());
   }
   bump();
@@ -416,8 +418,8 @@ void Parser::parseHeader() {
 
 void Parser::parseStatement() {
   // Section labels: "forward:", "backward:", "update:".
-  if (tok_.kind == Tok::Ident && (tok_.text == "forward" || tok_.text == "backward" ||
-                                  tok_.text == "update")) {
+  if (tok_.kind == Tok::Ident &&
+      (tok_.text == "forward" || tok_.text == "backward" || tok_.text == "update")) {
     Token word = tok_;
     bump();
     if (isPunct(':')) {
@@ -491,8 +493,9 @@ void Parser::parseOp(SourceLoc start, const std::string &name, std::string_view 
       fail(fmt::format("expected an operand '%name' after ',', found {}", describe()));
   }
   if (static_cast<int>(operands.size()) != info.arity)
-    fail(opLoc, fmt::format("'{}' takes {} operand{}, got {}", mnemonic, info.arity,
-                            info.arity == 1 ? "" : "s", operands.size()),
+    fail(opLoc,
+         fmt::format("'{}' takes {} operand{}, got {}", mnemonic, info.arity,
+                     info.arity == 1 ? "" : "s", operands.size()),
          mnemonic.size());
   Attrs attrs;
   if (isPunct('{'))
@@ -530,8 +533,9 @@ void Parser::parseOp(SourceLoc start, const std::string &name, std::string_view 
   if (!inferred.type)
     fail(opLoc, inferred.error, mnemonic.size());
   if (info.shapeRule != SHAPE_NONE && *inferred.type != type)
-    fail(opLoc, fmt::format("result type {} does not match {} inferred for '{}'", type.str(),
-                            inferred.type->str(), mnemonic),
+    fail(opLoc,
+         fmt::format("result type {} does not match {} inferred for '{}'", type.str(),
+                     inferred.type->str(), mnemonic),
          mnemonic.size());
   Node *node = graph_->create(*kind, std::move(operands), type, std::move(attrs), name, loc);
   if (!name.empty())
@@ -571,8 +575,8 @@ std::unique_ptr<Graph> Parser::parse() {
   while (tok_.kind == Tok::Newline)
     bump();
   if (tok_.kind != Tok::End)
-    diags_.error(tok_.loc, fmt::format("expected the end of the file after the graph, found {}",
-                                       describe()));
+    diags_.error(tok_.loc,
+                 fmt::format("expected the end of the file after the graph, found {}", describe()));
   for (auto &[node, name, loc] : pendingGrads_) {
     auto it = values_.find(name);
     if (it == values_.end())

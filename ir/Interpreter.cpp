@@ -304,7 +304,8 @@ bool Interpreter::run(std::string *error) {
     case OpKind::MatMul: {
       const Tensor &x = in(0), &y = in(1);
       int64_t m = x.type.rank() == 1 ? 1 : (a.transA ? x.type.shape[1] : x.type.shape[0]);
-      int64_t k = x.type.rank() == 1 ? x.type.shape[0] : (a.transA ? x.type.shape[0] : x.type.shape[1]);
+      int64_t k =
+          x.type.rank() == 1 ? x.type.shape[0] : (a.transA ? x.type.shape[0] : x.type.shape[1]);
       int64_t n = y.type.rank() == 1 ? 1 : (a.transB ? y.type.shape[0] : y.type.shape[1]);
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) {

@@ -1,7 +1,7 @@
 //===- ir/Printer.cpp - Textual form of the IR ----------------------------===//
 #include "ir/Printer.h"
-#include "ir/Graph.h"
 #include "ir/Diagnostics.h"
+#include "ir/Graph.h"
 
 #include <fmt/format.h>
 #include <ostream>

@@ -31,7 +31,9 @@ static TypeResult fail(std::string message, int operand = -1) {
 }
 static TypeResult ok(Type type) { return TypeResult{std::move(type), {}, -1}; }
 
-static std::string shapeStr(const Shape &shape) { return fmt::format("[{}]", fmt::join(shape, ",")); }
+static std::string shapeStr(const Shape &shape) {
+  return fmt::format("[{}]", fmt::join(shape, ","));
+}
 
 /// Checks {axes} against a rank: in range, increasing, no repeats.
 static std::string checkAxes(const std::vector<int64_t> &axes, int64_t rank) {
@@ -98,8 +100,8 @@ static TypeResult inferDeclared(OpKind kind, std::span<const Type *const> operan
       if (added.count(i))
         continue;
       if (out.shape[i] != in.shape[k])
-        return fail(fmt::format("broadcast keeps dimension {} of {} but the result has {} there",
-                                k, in.str(), out.shape[i]),
+        return fail(fmt::format("broadcast keeps dimension {} of {} but the result has {} there", k,
+                                in.str(), out.shape[i]),
                     0);
       ++k;
     }
@@ -186,9 +188,9 @@ TypeResult inferType(OpKind kind, std::span<const Type *const> operands, const A
     for (int i = 0; i < 2; ++i) {
       const Type &t = i == 0 ? a : b;
       if (t.rank() < 1 || t.rank() > 2)
-        return fail(fmt::format("matmul expects a vector or a matrix, operand {} is {}", i + 1,
-                                t.str()),
-                    i);
+        return fail(
+            fmt::format("matmul expects a vector or a matrix, operand {} is {}", i + 1, t.str()),
+            i);
     }
     if (a.rank() == 1 && attrs.transA)
       return fail("transpose_a needs a matrix, the first operand is a vector", 0);
@@ -200,9 +202,8 @@ TypeResult inferType(OpKind kind, std::span<const Type *const> operands, const A
     int64_t bk = b.rank() == 1 ? b.shape[0] : (attrs.transB ? b.shape[1] : b.shape[0]);
     int64_t bn = b.rank() == 1 ? 1 : (attrs.transB ? b.shape[0] : b.shape[1]);
     if (ak != bk)
-      return fail(fmt::format("matmul of {}{} and {}{}: inner dimensions {} and {} differ",
-                              a.str(), attrs.transA ? "^T" : "", b.str(),
-                              attrs.transB ? "^T" : "", ak, bk),
+      return fail(fmt::format("matmul of {}{} and {}{}: inner dimensions {} and {} differ", a.str(),
+                              attrs.transA ? "^T" : "", b.str(), attrs.transB ? "^T" : "", ak, bk),
                   1);
     Shape shape;
     if (a.rank() == 2)

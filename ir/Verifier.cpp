@@ -16,9 +16,8 @@ struct InitializerInfo {
 };
 // The names here are the ones runtime/Init.cpp knows how to sample.
 constexpr InitializerInfo kInitializers[] = {
-    {"xavier_normal", 0}, {"xavier_uniform", 0}, {"he_normal", 0}, {"he_uniform", 0},
-    {"normal", 1},        {"uniform", 2},        {"zeros", 0},     {"ones", 0},
-    {"constant", 1},
+    {"xavier_normal", 0}, {"xavier_uniform", 0}, {"he_normal", 0}, {"he_uniform", 0}, {"normal", 1},
+    {"uniform", 2},       {"zeros", 0},          {"ones", 0},      {"constant", 1},
 };
 } // namespace
 
@@ -90,8 +89,8 @@ bool verify(const Graph &graph, Diagnostics &diags) {
     }
     if (node.is(OpKind::Update) && operandsOk && !node.operands[0]->is(OpKind::Param) &&
         !node.operands[0]->is(OpKind::State))
-      error(fmt::format("can only write a param or state, not %{} ('{}')",
-                        node.operands[0]->name, node.operands[0]->mnemonic()));
+      error(fmt::format("can only write a param or state, not %{} ('{}')", node.operands[0]->name,
+                        node.operands[0]->mnemonic()));
     if (node.gradOf && !position.count(node.gradOf) && node.gradOf != &node) {
       // A gradient may name a value defined later only if it is in the graph.
       bool found = false;
@@ -104,8 +103,8 @@ bool verify(const Graph &graph, Diagnostics &diags) {
   }
   for (const GraphOutput &out : graph.outputs)
     if (!position.count(out.value))
-      diags.error(fmt::format("graph @{}: result '{}' is not a value of the graph", graph.name,
-                              out.key));
+      diags.error(
+          fmt::format("graph @{}: result '{}' is not a value of the graph", graph.name, out.key));
   return diags.errorCount() == before;
 }
 

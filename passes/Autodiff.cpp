@@ -146,8 +146,8 @@ bool AutodiffPass::run(Graph &graph, Diagnostics &diags) {
   if (!root)
     root = graph.output("loss");
   if (!root) {
-    diags.error(fmt::format("graph @{} has no result 'objective' or 'loss' to differentiate",
-                            graph.name));
+    diags.error(
+        fmt::format("graph @{} has no result 'objective' or 'loss' to differentiate", graph.name));
     return false;
   }
   if (root->type.rank() != 0) {
@@ -262,9 +262,9 @@ bool AutodiffPass::run(Graph &graph, Diagnostics &diags) {
       // J does not depend on this param (or only linearly): a constant gradient.
       Attrs attrs;
       attrs.value = total.constant;
-      node = graph.create(OpKind::Const, {}, param->type, attrs,
-                          gradName(state.parts.empty() ? rootName_ : state.term, *param),
-                          param->loc);
+      node =
+          graph.create(OpKind::Const, {}, param->type, attrs,
+                       gradName(state.parts.empty() ? rootName_ : state.term, *param), param->loc);
       node->gradOf = param;
       backwardNodes_.insert(node);
       if (!state.total)

@@ -41,10 +41,10 @@ public:
       Attrs maskAttrs;
       maskAttrs.value = drop->attrs.value;
       maskAttrs.stream = stream++;
-      Node *mask = graph.create(OpKind::DropoutMask, {}, drop->type, maskAttrs, name + ".mask",
-                                drop->loc);
-      Node *kept = graph.create(OpKind::Mul, {input, mask}, drop->type, {}, name + ".kept",
-                                drop->loc);
+      Node *mask =
+          graph.create(OpKind::DropoutMask, {}, drop->type, maskAttrs, name + ".mask", drop->loc);
+      Node *kept =
+          graph.create(OpKind::Mul, {input, mask}, drop->type, {}, name + ".kept", drop->loc);
       graph.replaceAllUsesWith(drop, kept);
       graph.erase(drop);
       // The product takes over the name the model gave the dropout's result.

@@ -16,8 +16,8 @@ using namespace ir;
 Node *GradBuilder::create(OpKind kind, std::vector<Node *> operands, Type type, Attrs attrs,
                           std::string_view name) {
   graph_.setPhase(Phase::Backward);
-  Node *node = graph_.create(kind, std::move(operands), std::move(type), std::move(attrs), name,
-                             op.loc);
+  Node *node =
+      graph_.create(kind, std::move(operands), std::move(type), std::move(attrs), name, op.loc);
   created.push_back(node);
   return node;
 }

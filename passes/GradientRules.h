@@ -29,7 +29,9 @@ struct Grad {
 
   bool isConstant() const { return node == nullptr; }
   static Grad of(ir::Node *node) { return Grad{node, 0, node->type}; }
-  static Grad constantOf(double value, ir::Type type) { return Grad{nullptr, value, std::move(type)}; }
+  static Grad constantOf(double value, ir::Type type) {
+    return Grad{nullptr, value, std::move(type)};
+  }
 };
 
 /// Builds backward ops for one forward op: every node it creates is in the

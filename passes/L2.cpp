@@ -70,8 +70,8 @@ public:
       for (Node *param : byLambda[lambda]) {
         Node *norm = graph.create(OpKind::SumSq, {param}, Type::scalar(), {},
                                   "sqnorm_" + param->name, param->loc);
-        sum = sum ? graph.create(OpKind::Add, {sum, norm}, Type::scalar(), {}, "sqnorm", loc)
-                  : norm;
+        sum =
+            sum ? graph.create(OpKind::Add, {sum, norm}, Type::scalar(), {}, "sqnorm", loc) : norm;
       }
       Attrs half;
       half.value = lambda / 2;

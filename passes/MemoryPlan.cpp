@@ -9,7 +9,9 @@ namespace gradc::passes {
 
 using namespace ir;
 
-static int64_t alignUp(int64_t n) { return (n + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
+static int64_t alignUp(int64_t n) {
+  return (n + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
+}
 
 MemoryPlan planMemory(const Graph &graph) {
   MemoryPlan plan;

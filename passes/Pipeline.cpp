@@ -1,9 +1,9 @@
 //===- passes/Pipeline.cpp - The pass registry and the pipeline -----------===//
-#include "passes/Pass.h"
 #include "ir/Diagnostics.h"
 #include "ir/Graph.h"
 #include "ir/Printer.h"
 #include "ir/Verifier.h"
+#include "passes/Pass.h"
 
 #include <fmt/format.h>
 #include <ostream>
@@ -59,8 +59,8 @@ bool runPipeline(ir::Graph &graph, std::span<const std::string> passNames, Diagn
       std::vector<std::string> known;
       for (const PassInfo &pass : kPasses)
         known.push_back(pass.name);
-      diags.error(fmt::format("unknown pass '{}'; the passes are: {}", name,
-                              fmt::join(known, ", ")));
+      diags.error(
+          fmt::format("unknown pass '{}'; the passes are: {}", name, fmt::join(known, ", ")));
       unknown = true;
     }
     passes.push_back(info);
@@ -75,8 +75,8 @@ bool runPipeline(ir::Graph &graph, std::span<const std::string> passNames, Diagn
     if (!pass->run(graph, diags))
       return false;
     if (options.verifyEach && !ir::verify(graph, diags)) {
-      diags.error(fmt::format("internal error: the graph is malformed after pass '{}'",
-                              info->name));
+      diags.error(
+          fmt::format("internal error: the graph is malformed after pass '{}'", info->name));
       return false;
     }
     if (options.printAfterEach) {

@@ -106,8 +106,8 @@ private:
       return parseString(value.text);
     }
     size_t start = pos_;
-    while (pos_ < text_.size() && (std::isdigit(static_cast<unsigned char>(text_[pos_])) ||
-                                   text_[pos_] == '-'))
+    while (pos_ < text_.size() &&
+           (std::isdigit(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '-'))
       ++pos_;
     if (start == pos_ || pos_ - start > 18)
       return false;
@@ -250,8 +250,8 @@ bool loadCheckpoint(const std::string &path, TensorStore &store, CheckpointUse u
     }
     std::string want = t->spec.isInt ? "I32" : "F32";
     if (dtype != want)
-      return fail(fmt::format("tensor '{}' has dtype {}, the model's is {}", t->spec.name, dtype,
-                              want));
+      return fail(
+          fmt::format("tensor '{}' has dtype {}, the model's is {}", t->spec.name, dtype, want));
     if (shape != t->spec.dims)
       return fail(fmt::format("tensor '{}' has shape [{}], the model's is {}", t->spec.name,
                               fmt::join(shape, ","), t->spec.shapeStr()));
@@ -264,8 +264,8 @@ bool loadCheckpoint(const std::string &path, TensorStore &store, CheckpointUse u
     entries.erase(it);
   }
   if (use == CheckpointUse::Resume && !entries.empty())
-    return fail(fmt::format("it has a tensor '{}' that the model does not have",
-                            entries.begin()->first));
+    return fail(
+        fmt::format("it has a tensor '{}' that the model does not have", entries.begin()->first));
   // Only now, with everything checked, are the model's tensors overwritten.
   for (auto &[t, source] : copies)
     std::memcpy(t->data(), source, size_t(t->spec.bytes()));

@@ -17,8 +17,8 @@ std::vector<std::string> splitRow(const std::string &line) {
   size_t start = 0;
   for (;;) {
     size_t comma = line.find(',', start);
-    std::string cell = line.substr(start, comma == std::string::npos ? std::string::npos
-                                                                      : comma - start);
+    std::string cell =
+        line.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     while (!cell.empty() && (cell.back() == ' ' || cell.back() == '\r'))
       cell.pop_back();
     size_t first = cell.find_first_not_of(' ');
@@ -39,8 +39,8 @@ size_t columnOf(const std::string &line, size_t index) {
 
 } // namespace
 
-bool loadCsv(const std::string &path, const std::vector<std::string> &labelColumns,
-             bool intLabels, Dataset &data, std::string &error) {
+bool loadCsv(const std::string &path, const std::vector<std::string> &labelColumns, bool intLabels,
+             Dataset &data, std::string &error) {
   std::ifstream in(path);
   if (!in) {
     error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));
@@ -73,7 +73,8 @@ bool loadCsv(const std::string &path, const std::vector<std::string> &labelColum
 
   data = Dataset{};
   data.featureDims = {int64_t(featureIndex.size())};
-  data.targetDims = intLabels ? std::vector<int64_t>{} : std::vector<int64_t>{int64_t(labelIndex.size())};
+  data.targetDims =
+      intLabels ? std::vector<int64_t>{} : std::vector<int64_t>{int64_t(labelIndex.size())};
   data.intTargets = intLabels;
   for (int64_t lineNo = 2; std::getline(in, line); ++lineNo) {
     if (line.find_first_not_of(" \r") == std::string::npos)

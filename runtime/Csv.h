@@ -12,7 +12,7 @@ namespace gradc::rt {
 /// are the targets (one integer class label when `intLabels`, else f32
 /// values in the given order); every other column is an f32 feature.
 /// Errors name the file and, for a bad cell, its line and column.
-bool loadCsv(const std::string &path, const std::vector<std::string> &labelColumns,
-             bool intLabels, Dataset &data, std::string &error);
+bool loadCsv(const std::string &path, const std::vector<std::string> &labelColumns, bool intLabels,
+             Dataset &data, std::string &error);
 
 } // namespace gradc::rt

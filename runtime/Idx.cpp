@@ -100,8 +100,8 @@ bool loadIdx(const std::string &imagesPath, const std::string &labelsPath, Datas
   for (size_t i = 0; i < data.features.size(); ++i)
     data.features[i] = float(pixels[i]) / 255.0f;
   data.targetsI.assign(labels.begin() + 8, labels.end());
-  data.description = fmt::format("{} ({} images of {}x{})", imagesPath, data.size, imageDims[1],
-                                 imageDims[2]);
+  data.description =
+      fmt::format("{} ({} images of {}x{})", imagesPath, data.size, imageDims[1], imageDims[2]);
   return true;
 }
 

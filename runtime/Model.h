@@ -45,12 +45,12 @@ struct TensorSpec {
 
 /// One compiled graph.
 struct KernelSpec {
-  std::string name;                 ///< "train_step", "grad", "eval"
+  std::string name; ///< "train_step", "grad", "eval"
   gradc_kernel_fn fn = nullptr;
-  int64_t arenaBytes = 0;           ///< scratch for intermediates, from the memory plan
-  int64_t batch = 0;                ///< examples per call; 0: inputs have no batch dimension
-  std::vector<TensorSpec> buffers;  ///< the signature: ctx.buffers[i] is buffers[i]
-  std::vector<std::string> hypers;  ///< ctx.hypers[i] is the hyperparameter hypers[i]
+  int64_t arenaBytes = 0;          ///< scratch for intermediates, from the memory plan
+  int64_t batch = 0;               ///< examples per call; 0: inputs have no batch dimension
+  std::vector<TensorSpec> buffers; ///< the signature: ctx.buffers[i] is buffers[i]
+  std::vector<std::string> hypers; ///< ctx.hypers[i] is the hyperparameter hypers[i]
 
   /// Index of the buffer called `name`, or -1.
   int find(const std::string &name) const;

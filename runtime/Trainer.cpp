@@ -44,11 +44,11 @@ struct Feed {
   float *input = nullptr;
   void *target = nullptr; ///< float or int32_t, as the data
   const float *loss = nullptr;
-  const float *objective = nullptr; ///< null: the kernel has none
+  const float *objective = nullptr;  ///< null: the kernel has none
   const float *prediction = nullptr; ///< class scores for accuracy; null: none
   int64_t predictionSize = 0;        ///< elements of the prediction per call
-  int learningRateIndex = -1;       ///< in hypers, or -1
-  std::vector<float> hypers;        ///< ctx.hypers
+  int learningRateIndex = -1;        ///< in hypers, or -1
+  std::vector<float> hypers;         ///< ctx.hypers
   AlignedBuffer arena;
   gradc_step_context ctx{};
 };
@@ -171,8 +171,8 @@ bool prepareFeed(const KernelSpec &kernel, const Dataset &data, const char *what
   feed.loss = store.find(kernel.name, loss->name)->f32();
   feed.objective = objective ? store.find(kernel.name, objective->name)->f32() : nullptr;
   // Class scores, one row per example, for the accuracy of an eval kernel.
-  if (int index = kernel.find("prediction"); index >= 0 && !kernel.buffers[index].isInt &&
-                                             kernel.buffers[index].role == Role::Output) {
+  if (int index = kernel.find("prediction");
+      index >= 0 && !kernel.buffers[index].isInt && kernel.buffers[index].role == Role::Output) {
     feed.prediction = store.find(kernel.name, "prediction")->f32();
     feed.predictionSize = kernel.buffers[index].numel();
   }
@@ -421,9 +421,8 @@ bool train(const KernelSpec &step, const KernelSpec *eval, TensorStore &store,
       loadExamples(trainFeed, trainData, order.data(), call * trainFeed.examplesPerCall);
       trainFeed.ctx.step = globalStep;
       if (trainFeed.learningRateIndex >= 0)
-        trainFeed.hypers[trainFeed.learningRateIndex] = static_cast<float>(
-            scheduledLearningRate(options, globalStep, epoch,
-                                  uint64_t(trainFeed.calls) * uint64_t(options.epochs)));
+        trainFeed.hypers[trainFeed.learningRateIndex] = static_cast<float>(scheduledLearningRate(
+            options, globalStep, epoch, uint64_t(trainFeed.calls) * uint64_t(options.epochs)));
       step.fn(&trainFeed.ctx);
       float loss = *trainFeed.loss;
       float objective = trainFeed.objective ? *trainFeed.objective : loss;
@@ -449,8 +448,8 @@ bool train(const KernelSpec &step, const KernelSpec *eval, TensorStore &store,
     stats.seconds = seconds;
     stats.samples = trainFeed.calls * trainFeed.examplesPerCall;
     stats.testAccuracy = std::numeric_limits<double>::quiet_NaN();
-    if (hasTest && !evaluate(testFeed, testData, globalStep, epoch, stats.testLoss,
-                             stats.testAccuracy, error))
+    if (hasTest &&
+        !evaluate(testFeed, testData, globalStep, epoch, stats.testLoss, stats.testAccuracy, error))
       return false;
 
     if (options.log) {

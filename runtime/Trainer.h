@@ -61,7 +61,8 @@ struct EpochStats {
   double trainLoss = 0;      ///< mean of "loss" over the epoch's steps
   double trainObjective = 0; ///< mean of "objective" over the epoch's steps
   double testLoss = 0;       ///< mean of the eval kernel's "loss" over the test set; NaN if none
-  double testAccuracy = 0;   ///< fraction of test examples whose "prediction" argmax is the label; NaN unless classifying
+  double testAccuracy = 0;   ///< fraction of test examples whose "prediction" argmax is the label;
+                             ///< NaN unless classifying
   double seconds = 0;        ///< wall time of the epoch's training steps (not evaluation)
   int64_t samples = 0;       ///< training examples consumed in the epoch
 };

@@ -47,8 +47,7 @@ bool loadModel(const std::string &path, const ModelOptions &options, bool parseO
 }
 
 std::unique_ptr<ir::Graph> buildStage(const ir::Graph &forward, GraphStage stage,
-                                      Diagnostics &diags,
-                                      const passes::PipelineOptions &options) {
+                                      Diagnostics &diags, const passes::PipelineOptions &options) {
   std::vector<std::string> names;
   switch (stage) {
   case GraphStage::Backward:

@@ -106,7 +106,8 @@ int runGradcheck(const std::vector<std::string> &args) {
   SourceManager sources;
   Diagnostics diags(&sources);
   LoadedModel model;
-  if (!loadModel(values["file"].as<std::string>(), modelOptions(values), false, sources, diags, model))
+  if (!loadModel(values["file"].as<std::string>(), modelOptions(values), false, sources, diags,
+                 model))
     return 1;
   std::unique_ptr<ir::Graph> graph = buildStage(*model.forward, GraphStage::Gradient, diags);
   if (!graph)
@@ -207,8 +208,8 @@ int runGradcheck(const std::vector<std::string> &args) {
   for (const std::string &note : labelNotes)
     std::cout << note << '\n';
   std::cout << fmt::format("{:<16} {:>9} {:>9}  {:>11} {:>11}  {:>11} {:>11} {:>5}  {:>10}  {}\n",
-                           "param", "shape", "checked", "f64 max abs", "f64 max rel",
-                           "f32 max abs", "f32 max rel", "kinks", "jit vs f64", "status");
+                           "param", "shape", "checked", "f64 max abs", "f64 max rel", "f32 max abs",
+                           "f32 max rel", "kinks", "jit vs f64", "status");
   bool allOk = true;
   for (size_t p = 0; p < params.size(); ++p) {
     auto [param, index] = params[p];

@@ -3,18 +3,18 @@
 #include "ir/Dot.h"
 #include "ir/IRParser.h"
 #include "ir/Printer.h"
-#include "tools/Commands.h"
 #include "runtime/Init.h"
+#include "tools/Commands.h"
 #include "tools/Driver.h"
 #include "tools/MemoryReport.h"
 #include "tools/Options.h"
 
-#include <fmt/format.h>
 #include <cstdio>
 #include <cstdlib>
+#include <fmt/format.h>
 #include <fstream>
-#include <set>
 #include <iostream>
+#include <set>
 #include <unistd.h>
 
 namespace gradc::tool {
@@ -23,14 +23,13 @@ void printInitReport(const ir::Graph &forward, uint64_t seed, std::ostream &out)
 
 int runCheck(const std::vector<std::string> &args) {
   po::options_description options("check options", 120, 60);
-  options.add_options()("init-report",
-                        "print each parameter's fans, its initializer's variance, the variance "
-                        "Xavier gives (lecture 2.7) and the variance of a sample drawn with --seed")(
+  options.add_options()(
+      "init-report", "print each parameter's fans, its initializer's variance, the variance "
+                     "Xavier gives (lecture 2.7) and the variance of a sample drawn with --seed")(
       "seed", po::value<uint64_t>()->default_value(1), "seed of the --init-report sample");
   addModelOptions(options);
   po::variables_map values;
-  if (int status = parseOptions("check", "FILE.grad [options]", options, args, values);
-      status >= 0)
+  if (int status = parseOptions("check", "FILE.grad [options]", options, args, values); status >= 0)
     return status;
   SourceManager sources;
   Diagnostics diags(&sources);
@@ -63,8 +62,8 @@ double initializerVariance(const rt::Initializer &init, int64_t fanIn, int64_t f
 
 void printInitReport(const ir::Graph &forward, uint64_t seed, std::ostream &out) {
   rt::KernelSpec spec = codegen::describeKernel(forward, "init");
-  out << fmt::format("{:<16} {:>10} {:>7} {:>7}  {:<16} {:>12} {:>12} {:>12}\n", "param",
-                     "shape", "fan_in", "fan_out", "init", "variance", "xavier", "sample");
+  out << fmt::format("{:<16} {:>10} {:>7} {:>7}  {:<16} {:>12} {:>12} {:>12}\n", "param", "shape",
+                     "fan_in", "fan_out", "init", "variance", "xavier", "sample");
   uint32_t index = 0;
   for (const rt::TensorSpec &t : spec.buffers) {
     if (t.role != rt::Role::Param)
@@ -85,8 +84,8 @@ void printInitReport(const ir::Graph &forward, uint64_t seed, std::ostream &out)
         args.push_back(ir::formatNumber(a));
       init += fmt::format("({})", fmt::join(args, ","));
     }
-    out << fmt::format("{:<16} {:>10} {:>7} {:>7}  {:<16} {:>12.4e} {:>12.4e} {:>12.4e}\n",
-                       t.name, t.shapeStr(), fans.in, fans.out, init,
+    out << fmt::format("{:<16} {:>10} {:>7} {:>7}  {:<16} {:>12.4e} {:>12.4e} {:>12.4e}\n", t.name,
+                       t.shapeStr(), fans.in, fans.out, init,
                        initializerVariance(t.init, fans.in, fans.out),
                        2.0 / double(fans.in + fans.out), sq / double(values.size()));
   }
@@ -169,7 +168,7 @@ bool sliceTo(ir::Graph &graph, const std::string &value) {
 }
 
 /// The stages `gradc show` prints, in pipeline order.
-constexpr const char *kStages[] = {"parsed",    "forward", "backward", "train",  "optimized",
+constexpr const char *kStages[] = {"parsed",    "forward", "backward", "train",    "optimized",
                                    "inference", "memory",  "llvm",     "llvm-opt", "asm"};
 
 } // namespace
@@ -192,8 +191,7 @@ int runShow(const std::vector<std::string> &args) {
       "  asm        the kernel's assembly")(
       "kernel", po::value<std::string>()->default_value("train_step"),
       "for llvm, llvm-opt and asm: train_step (the optimized training graph) or eval (the "
-      "inference graph)")(
-      "no-loc", "do not print loc(...) after each op")(
+      "inference graph)")("no-loc", "do not print loc(...) after each op")(
       "trace", "annotate each gradient with the forward value and model line it differentiates")(
       "only", po::value<std::string>(),
       "print only the part of the graph that computes this value (e.g. dJ_dW1)")(
@@ -204,14 +202,13 @@ int runShow(const std::vector<std::string> &args) {
       "cpu", po::value<std::string>()->default_value("host"), "target CPU for llvm-opt and asm");
   addModelOptions(options);
   po::variables_map values;
-  if (int status =
-          parseOptions("show", "FILE.grad --stage=STAGE [options]", options, args, values);
+  if (int status = parseOptions("show", "FILE.grad --stage=STAGE [options]", options, args, values);
       status >= 0)
     return status;
   std::string stage = values["stage"].as<std::string>();
   if (std::find(std::begin(kStages), std::end(kStages), stage) == std::end(kStages))
-    return fail(fmt::format("unknown stage '{}'; expected one of: {}", stage,
-                            fmt::join(kStages, ", ")));
+    return fail(
+        fmt::format("unknown stage '{}'; expected one of: {}", stage, fmt::join(kStages, ", ")));
   std::string format = values["format"].as<std::string>();
   if (format != "text" && format != "dot" && format != "svg")
     return fail(fmt::format("unknown format '{}'; expected text, dot or svg", format));
@@ -228,8 +225,8 @@ int runShow(const std::vector<std::string> &args) {
   SourceManager sources;
   Diagnostics diags(&sources);
   LoadedModel model;
-  if (!loadModel(values["file"].as<std::string>(), modelOptions(values), stage == "parsed", sources, diags,
-                 model))
+  if (!loadModel(values["file"].as<std::string>(), modelOptions(values), stage == "parsed", sources,
+                 diags, model))
     return 1;
   if (stage == "parsed") {
     frontend::printAst(*model.ast, std::cout);

@@ -8,10 +8,10 @@
 // with the batch size.
 //
 //===----------------------------------------------------------------------===//
+#include "tools/MemoryReport.h"
 #include "ir/Graph.h"
 #include "passes/MemoryPlan.h"
 #include "tools/Driver.h"
-#include "tools/MemoryReport.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -49,8 +49,8 @@ MemorySummary summarizeMemory(const ir::Graph &graph) {
     if (p.external)
       continue;
     const ir::Node *node = p.value;
-    bool keptForBackward = node->phase == ir::Phase::Forward &&
-                           nodes[p.lastUse]->phase != ir::Phase::Forward;
+    bool keptForBackward =
+        node->phase == ir::Phase::Forward && nodes[p.lastUse]->phase != ir::Phase::Forward;
     if (keptForBackward)
       summary.keptForBackwardBytes += p.bytes;
   }
@@ -62,8 +62,7 @@ void printMemoryReport(const ir::Graph &graph, std::ostream &out) {
   const auto &nodes = graph.nodes();
   out << fmt::format("memory plan of @{} ({}): {} ops\n", graph.name, ir::graphKindName(graph.kind),
                      nodes.size());
-  out << fmt::format("  {:<28} {:>12} {:>10} {:>11}  {}\n", "value", "bytes", "offset",
-                     "live", "");
+  out << fmt::format("  {:<28} {:>12} {:>10} {:>11}  {}\n", "value", "bytes", "offset", "live", "");
   int64_t external = 0;
   for (const auto &p : plan.buffers) {
     const ir::Node *node = p.value;

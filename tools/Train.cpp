@@ -70,7 +70,7 @@ bool loadData(const po::variables_map &values, const rt::KernelSpec &kernel,
   if (idxDir.empty() && !csv) {
     if (target->isInt)
       return bad("synthetic data is a regression set; the model's target is an integer label "
-                  "(use --data=fashion-mnist or --data=idx:DIR)");
+                 "(use --data=fashion-mnist or --data=idx:DIR)");
     rt::Dataset data;
     try {
       data = rt::makeSyntheticRegression(examples, exampleDims(*input, step.batch),
@@ -99,25 +99,25 @@ bool loadData(const po::variables_map &values, const rt::KernelSpec &kernel,
       features *= d;
     if (split.train.featureSize() != features)
       return bad(fmt::format("{} has {} features per example, the model's input '{}' takes {}",
-                              idxDir, split.train.featureSize(), input->name, features));
+                             idxDir, split.train.featureSize(), input->name, features));
     if (!csv && !target->isInt)
       return bad(fmt::format("{} has class labels; the model's target '{}' is f32 (declare it "
-                              "'label {} : i32[...]')",
-                              idxDir, target->name, target->name));
+                             "'label {} : i32[...]')",
+                             idxDir, target->name, target->name));
     int64_t targetSize = 1;
     for (int64_t d : exampleDims(*target, step.batch))
       targetSize *= d;
     if (!target->isInt && split.train.targetSize() != targetSize)
       return bad(fmt::format("--label names {} column(s); the model's target '{}' takes {} values",
-                              split.train.targetSize(), target->name, targetSize));
+                             split.train.targetSize(), target->name, targetSize));
     int prediction = eval.find("prediction");
     int64_t classes = prediction >= 0 ? eval.buffers[prediction].dims.back() : 0;
     for (const rt::Dataset *set : {&split.train, &split.test})
       for (int64_t i = 0; target->isInt && i < set->size; ++i)
         if (set->targetsI[i] < 0 || set->targetsI[i] >= classes)
           return bad(fmt::format("label {} of example {} of {} is out of range for the model's "
-                                  "{} classes",
-                                  set->targetsI[i], i, set->description, classes));
+                                 "{} classes",
+                                 set->targetsI[i], i, set->description, classes));
   }
   return true;
 }
@@ -128,8 +128,8 @@ int runTrain(const std::vector<std::string> &args) {
                         "passes over the data (default: the train section's, else 10)")(
       "seed", po::value<uint64_t>(),
       "seed of the initial weights, the data, the shuffling and the dropout masks (default: the "
-      "train section's, else 1)")(
-      "lr", po::value<float>(), "learning rate (default: the train section's, else 0.01)")(
+      "train section's, else 1)")("lr", po::value<float>(),
+                                  "learning rate (default: the train section's, else 0.01)")(
       "metrics", po::value<std::string>(), "write one CSV row per epoch to this file")(
       "data", po::value<std::string>()->default_value("synthetic"),
       "synthetic (regression from a fixed random teacher network), fashion-mnist (Debian's "
@@ -149,8 +149,7 @@ int runTrain(const std::vector<std::string> &args) {
       "scale the gradients so their global norm is at most this (overrides the train section)");
   addModelOptions(options);
   po::variables_map values;
-  if (int status = parseOptions("train", "FILE.grad [options]", options, args, values);
-      status >= 0)
+  if (int status = parseOptions("train", "FILE.grad [options]", options, args, values); status >= 0)
     return status;
   SourceManager sources;
   Diagnostics diags(&sources);
@@ -160,8 +159,8 @@ int runTrain(const std::vector<std::string> &args) {
     return 1;
   // Flags override the model's train section, which overrides the defaults.
   const frontend::TrainSettings &settings = model.settings;
-  int64_t epochs = values.count("epochs") ? values["epochs"].as<int64_t>()
-                                          : settings.epochs.value_or(10);
+  int64_t epochs =
+      values.count("epochs") ? values["epochs"].as<int64_t>() : settings.epochs.value_or(10);
   float lr = values.count("lr") ? values["lr"].as<float>()
                                 : static_cast<float>(settings.lr.value_or(0.01));
   uint64_t seed = values.count("seed") ? values["seed"].as<uint64_t>() : settings.seed.value_or(1);
@@ -180,8 +179,7 @@ int runTrain(const std::vector<std::string> &args) {
     model.forward->optimizer.clipGradNorm = clip;
   }
   auto compileStart = std::chrono::steady_clock::now();
-  std::unique_ptr<ir::Graph> trainGraph =
-      buildStage(*model.forward, GraphStage::Optimized, diags);
+  std::unique_ptr<ir::Graph> trainGraph = buildStage(*model.forward, GraphStage::Optimized, diags);
   std::unique_ptr<ir::Graph> evalGraph = buildStage(*model.forward, GraphStage::Inference, diags);
   if (!trainGraph || !evalGraph)
     return 1;
@@ -193,9 +191,9 @@ int runTrain(const std::vector<std::string> &args) {
   if (!jit->addKernel(*trainGraph, "train_step", step, error) ||
       !jit->addKernel(*evalGraph, "eval", eval, error))
     return fail(error);
-  double compileMs = std::chrono::duration<double, std::milli>(
-                         std::chrono::steady_clock::now() - compileStart)
-                         .count();
+  double compileMs =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - compileStart)
+          .count();
 
   rt::TrainTestSplit split;
   if (!loadData(values, step, eval, seed, examples, split))
@@ -207,18 +205,16 @@ int runTrain(const std::vector<std::string> &args) {
       weights += spec.numel();
       ++params;
     }
-  std::cout << fmt::format("training '{}' ({}): {} params, {} weights; {}: {} train / {} test "
-                           "examples; {}, lr {}{}, {} epochs, seed {}; JIT {:.0f} ms\n",
-                           trainGraph->name, model.path, params, weights, data.description,
-                           split.train.size, split.test.size,
-                           ir::formatOptimizer(trainGraph->optimizer), lr,
-                           settings.schedule == "step"
-                               ? fmt::format(" (step schedule: x{} every {} epochs)",
-                                             settings.gamma, settings.stepSize)
-                           : settings.schedule == "cosine"
-                               ? fmt::format(" (cosine schedule down to {})", settings.lrMin)
-                               : std::string(),
-                           epochs, seed, compileMs);
+  std::cout << fmt::format(
+      "training '{}' ({}): {} params, {} weights; {}: {} train / {} test "
+      "examples; {}, lr {}{}, {} epochs, seed {}; JIT {:.0f} ms\n",
+      trainGraph->name, model.path, params, weights, data.description, split.train.size,
+      split.test.size, ir::formatOptimizer(trainGraph->optimizer), lr,
+      settings.schedule == "step"
+          ? fmt::format(" (step schedule: x{} every {} epochs)", settings.gamma, settings.stepSize)
+      : settings.schedule == "cosine" ? fmt::format(" (cosine schedule down to {})", settings.lrMin)
+                                      : std::string(),
+      epochs, seed, compileMs);
 
   rt::TensorStore store(seed);
   rt::TrainOptions trainOptions;
@@ -244,8 +240,8 @@ int runTrain(const std::vector<std::string> &args) {
     bool resume = values.count("resume") > 0;
     std::string path = values[resume ? "resume" : "init"].as<std::string>();
     rt::CheckpointInfo info;
-    if (!rt::loadCheckpoint(path, store, resume ? rt::CheckpointUse::Resume : rt::CheckpointUse::Init,
-                            info, error))
+    if (!rt::loadCheckpoint(
+            path, store, resume ? rt::CheckpointUse::Resume : rt::CheckpointUse::Init, info, error))
       return fail(error);
     if (resume) {
       if (info.seed != seed)
@@ -274,14 +270,14 @@ int runEval(const std::vector<std::string> &args) {
                         "the safetensors checkpoint to evaluate (from gradc train --save)")(
       "data", po::value<std::string>()->default_value("synthetic"),
       "synthetic, fashion-mnist, idx:DIR or csv:TRAIN.csv[,TEST.csv] (the test split is "
-      "evaluated when there is one)")(
-      "label", po::value<std::string>(), "with --data=csv:...: the target column(s)")(
+      "evaluated when there is one)")("label", po::value<std::string>(),
+                                      "with --data=csv:...: the target column(s)")(
       "examples", po::value<int64_t>()->default_value(2000), "size of the synthetic data set")(
       "seed", po::value<uint64_t>()->default_value(1), "seed of the synthetic data set");
   addModelOptions(options);
   po::variables_map values;
-  if (int status = parseOptions("eval", "FILE.grad --weights=CHECKPOINT [options]", options, args,
-                                values);
+  if (int status =
+          parseOptions("eval", "FILE.grad --weights=CHECKPOINT [options]", options, args, values);
       status >= 0)
     return status;
   if (!values.count("weights"))
@@ -307,8 +303,8 @@ int runEval(const std::vector<std::string> &args) {
       !rt::loadCheckpoint(weights, store, rt::CheckpointUse::Init, info, error))
     return fail(error);
   rt::TrainTestSplit split;
-  if (!loadData(values, eval, eval, values["seed"].as<uint64_t>(),
-                values["examples"].as<int64_t>(), split))
+  if (!loadData(values, eval, eval, values["seed"].as<uint64_t>(), values["examples"].as<int64_t>(),
+                split))
     return 1;
   const rt::Dataset &data = split.test.empty() ? split.train : split.test;
   rt::TrainOptions runOptions;

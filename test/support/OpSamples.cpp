@@ -172,8 +172,8 @@ std::unique_ptr<Graph> buildSampleGraph(OpKind kind, const OpSample &s) {
   return graph;
 }
 
-std::vector<std::pair<const Node *, Tensor>> randomLeafValues(const Graph &graph,
-                                                              const OpSample &s, uint32_t seed) {
+std::vector<std::pair<const Node *, Tensor>> randomLeafValues(const Graph &graph, const OpSample &s,
+                                                              uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<std::pair<const Node *, Tensor>> values;
   for (const auto &node : graph.nodes()) {

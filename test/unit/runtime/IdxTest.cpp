@@ -33,8 +33,9 @@ void write(const std::string &path, const std::vector<unsigned char> &bytes, boo
     gzclose(f);
     return;
   }
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char *>(bytes.data()),
-                                             static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char *>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
 }
 
 TEST(Idx, ReadsPlainAndGzippedFiles) {
@@ -62,12 +63,14 @@ TEST(Idx, ReportsMalformedFiles) {
   write(labels, idx(1, {2}, 2));
   write(images, idx(1, {2}, 2)); // a label file where images are expected
   EXPECT_FALSE(loadIdx(images, labels, data, error));
-  EXPECT_EQ(error, "'" + images + "' has IDX magic 0x00000801, expected 0x00000803 (unsigned "
-                                  "bytes, 3 dimensions)");
+  EXPECT_EQ(error, "'" + images +
+                       "' has IDX magic 0x00000801, expected 0x00000803 (unsigned "
+                       "bytes, 3 dimensions)");
   write(images, idx(3, {2, 2, 3}, 10)); // two bytes missing
   EXPECT_FALSE(loadIdx(images, labels, data, error));
-  EXPECT_EQ(error, "'" + images + "' is truncated or too long: its header promises 12 bytes of "
-                                  "data, the file has 10");
+  EXPECT_EQ(error, "'" + images +
+                       "' is truncated or too long: its header promises 12 bytes of "
+                       "data, the file has 10");
   write(images, idx(3, {3, 2, 2}, 12));
   EXPECT_FALSE(loadIdx(images, labels, data, error));
   EXPECT_EQ(error, "'" + images + "' has 3 images but '" + labels + "' has 2 labels");
