@@ -156,3 +156,86 @@ bool splitTrainTest(const Dataset &data, double testFraction, TrainTestSplit &ou
 }
 
 } // namespace gradc::rt
+
+namespace gradc::rt {
+
+bool dataShapeOf(const KernelSpec &kernel, const KernelSpec *classifier, DataShape &shape,
+                 std::string &error) {
+  shape = DataShape{};
+  const TensorSpec *input = nullptr, *target = nullptr;
+  for (const TensorSpec &spec : kernel.buffers) {
+    if (spec.role == Role::Input && !input)
+      input = &spec;
+    if (spec.role == Role::Target && !target)
+      target = &spec;
+  }
+  if (!input || !target) {
+    error = fmt::format("kernel '{}' has no {}: the model needs an input and a target to train or "
+                        "evaluate on data",
+                        kernel.name, input ? "target" : "input");
+    return false;
+  }
+  // One example's elements: everything but the leading batch dimension.
+  auto perExample = [&](const TensorSpec &spec) {
+    return kernel.batch > 0 && !spec.dims.empty()
+               ? spec.numel() / std::max<int64_t>(spec.dims[0], 1)
+               : spec.numel();
+  };
+  shape.inputName = input->name;
+  shape.features = perExample(*input);
+  shape.targetName = target->name;
+  shape.intTargets = target->isInt;
+  shape.targetSize = perExample(*target);
+  const KernelSpec &scorer = classifier ? *classifier : kernel;
+  if (int index = scorer.find("prediction"); index >= 0 && target->isInt) {
+    const TensorSpec &prediction = scorer.buffers[index];
+    size_t rowRank = scorer.batch > 0 ? 2 : 1;
+    if (prediction.role == Role::Output && !prediction.isInt && prediction.dims.size() == rowRank)
+      shape.classes = prediction.dims.back();
+  }
+  return true;
+}
+
+bool checkDataFits(const Dataset &data, const std::string &name, const DataShape &shape,
+                   std::string &error) {
+  const std::string &what = name.empty() ? data.description : name;
+  if (data.featureSize() != shape.features) {
+    error = fmt::format("{} has {} features per example, the model's input '{}' takes {}", what,
+                        data.featureSize(), shape.inputName, shape.features);
+    return false;
+  }
+  if (data.intTargets && !shape.intTargets) {
+    error = fmt::format("{} has class labels; the model's target '{}' is f32 (declare it 'label "
+                        "{} : i32[...]')",
+                        what, shape.targetName, shape.targetName);
+    return false;
+  }
+  if (!data.intTargets && shape.intTargets) {
+    error = fmt::format("{} has real-valued targets; the model's '{}' is an i32 class label", what,
+                        shape.targetName);
+    return false;
+  }
+  if (data.targetSize() != shape.targetSize) {
+    error = fmt::format("{} has {} target value{} per example, the model's target '{}' takes {}",
+                        what, data.targetSize(), data.targetSize() == 1 ? "" : "s",
+                        shape.targetName, shape.targetSize);
+    return false;
+  }
+  if (std::string problem = data.check(); !problem.empty()) {
+    error = fmt::format("{}: {}", what, problem);
+    return false;
+  }
+  if (data.intTargets && shape.classes > 0) {
+    const int64_t perExample = data.targetSize();
+    for (size_t i = 0; i < data.targetsI.size(); ++i)
+      if (data.targetsI[i] < 0 || data.targetsI[i] >= shape.classes) {
+        error = fmt::format("label {} of example {} of {} is out of range for the model's {} "
+                            "classes",
+                            data.targetsI[i], int64_t(i) / perExample, what, shape.classes);
+        return false;
+      }
+  }
+  return true;
+}
+
+} // namespace gradc::rt

@@ -11,6 +11,8 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "runtime/Model.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -64,5 +66,33 @@ struct TrainTestSplit {
 /// false and sets `error` when testFraction is not in [0, 1].
 bool splitTrainTest(const Dataset &data, double testFraction, TrainTestSplit &out,
                     std::string &error);
+
+/// What a model takes per example, to check a data set against before any
+/// training: a mismatch found here is a message naming both sides, not a
+/// kernel reading past a buffer or a label the generated code clamps.
+struct DataShape {
+  std::string inputName;   ///< the model's input, e.g. "x"
+  int64_t features = 0;    ///< elements of one example's input
+  std::string targetName;  ///< the model's target or label, e.g. "y"
+  bool intTargets = false; ///< the target is an i32 class label
+  int64_t targetSize = 1;  ///< elements of one example's target
+  int64_t classes = 0;     ///< class labels must be in [0, classes); 0: not checked
+};
+
+/// The DataShape of `kernel`'s single input and target (without the batch
+/// dimension when kernel.batch > 0).  The class count is the last
+/// dimension of the "prediction" output of `classifier` (may be null: then
+/// of `kernel`), when that is one row of scores per example ([batch, C], or
+/// [C] for batch 0); else 0.  Returns false and sets `error` when the
+/// kernel lacks an input or a target.
+bool dataShapeOf(const KernelSpec &kernel, const KernelSpec *classifier, DataShape &shape,
+                 std::string &error);
+
+/// Checks that `data` (called `name` in messages, e.g. "fashion-mnist" or a
+/// file name; data.description when empty) fits `shape`: the features per
+/// example, the kind and size of the targets, and every class label in
+/// [0, classes).  Example numbers in messages count from 0.
+bool checkDataFits(const Dataset &data, const std::string &name, const DataShape &shape,
+                   std::string &error);
 
 } // namespace gradc::rt

@@ -1,57 +1,43 @@
 //===- runtime/Idx.cpp - IDX (MNIST-format) data sets ---------------------===//
+//
+// An IDX file is a 4-byte big-endian magic (0, 0, element type, rank), one
+// big-endian u32 per dimension, then the elements row-major.  Only unsigned
+// bytes (type 0x08) occur in the data sets gradc reads.
+//
+//===----------------------------------------------------------------------===//
 #include "runtime/Idx.h"
+#include "runtime/Gzip.h"
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <vector>
-#include <zlib.h>
 
 namespace gradc::rt {
 namespace {
 
-/// The whole content of `path`, decompressed if it is gzipped (zlib's
-/// gzread reads plain files unchanged).
-bool readMaybeGzipped(const std::string &path, std::vector<unsigned char> &bytes,
-                      std::string &error) {
-  gzFile file = gzopen(path.c_str(), "rb");
-  if (!file) {
-    error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));
-    return false;
-  }
-  bytes.clear();
-  unsigned char buffer[1 << 16];
-  for (;;) {
-    int n = gzread(file, buffer, sizeof buffer);
-    if (n < 0) {
-      int code = 0;
-      const char *message = gzerror(file, &code);
-      error = fmt::format("cannot read '{}': corrupt gzip data ({})", path, message);
-      gzclose(file);
-      return false;
-    }
-    if (n == 0)
-      break;
-    bytes.insert(bytes.end(), buffer, buffer + n);
-  }
-  gzclose(file);
-  return true;
-}
+/// IDX element type of unsigned bytes.
+constexpr uint32_t kUnsignedByte = 0x08;
 
 uint32_t bigEndian(const unsigned char *p) {
   return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
 }
 
-/// Parses the IDX header of an unsigned-byte file with `rank` dimensions.
-bool parseHeader(const std::string &path, const std::vector<unsigned char> &bytes, int rank,
+/// Parses the IDX header of an unsigned-byte file with `rank` dimensions
+/// and checks that exactly the promised data follows.
+bool parseHeader(const std::string &path, const std::string &bytes, int rank,
                  std::vector<int64_t> &dims, std::string &error) {
+  const auto *p = reinterpret_cast<const unsigned char *>(bytes.data());
   size_t headerSize = 4 + 4 * size_t(rank);
-  uint32_t expected = 0x00000800u | uint32_t(rank);
-  if (bytes.size() >= 4 && bigEndian(bytes.data()) != expected) {
+  uint32_t expected = kUnsignedByte << 8 | uint32_t(rank);
+  if (bytes.empty()) {
+    error = fmt::format("'{}' is empty: expected an IDX file with magic 0x{:08x}", path, expected);
+    return false;
+  }
+  if (bytes.size() >= 4 && bigEndian(p) != expected) {
     error = fmt::format("'{}' has IDX magic 0x{:08x}, expected 0x{:08x} (unsigned bytes, {} "
                         "dimension{})",
-                        path, bigEndian(bytes.data()), expected, rank, rank == 1 ? "" : "s");
+                        path, bigEndian(p), expected, rank, rank == 1 ? "" : "s");
     return false;
   }
   if (bytes.size() < headerSize) {
@@ -60,12 +46,23 @@ bool parseHeader(const std::string &path, const std::vector<unsigned char> &byte
     return false;
   }
   dims.clear();
-  int64_t elements = 1;
+  // Each dimension is < 2^32, so the product of three can overflow 64 bits;
+  // anything beyond the file's size is wrong anyway, so stop there.
+  uint64_t elements = 1;
+  bool beyondFile = false;
   for (int i = 0; i < rank; ++i) {
-    dims.push_back(bigEndian(bytes.data() + 4 + 4 * i));
-    elements *= dims.back();
+    dims.push_back(bigEndian(p + 4 + 4 * i));
+    if (dims.back() != 0 && elements > (uint64_t(1) << 62) / uint64_t(dims.back()))
+      beyondFile = true;
+    else
+      elements *= uint64_t(dims.back());
   }
-  if (int64_t(bytes.size() - headerSize) != elements) {
+  if (beyondFile) {
+    error = fmt::format("'{}' has impossible IDX dimensions {}: more data than any file holds",
+                        path, fmt::join(dims, "x"));
+    return false;
+  }
+  if (bytes.size() - headerSize != elements) {
     error = fmt::format("'{}' is truncated or too long: its header promises {} bytes of data, the "
                         "file has {}",
                         path, elements, bytes.size() - headerSize);
@@ -78,7 +75,7 @@ bool parseHeader(const std::string &path, const std::vector<unsigned char> &byte
 
 bool loadIdx(const std::string &imagesPath, const std::string &labelsPath, Dataset &data,
              std::string &error) {
-  std::vector<unsigned char> images, labels;
+  std::string images, labels;
   std::vector<int64_t> imageDims, labelDims;
   if (!readMaybeGzipped(imagesPath, images, error) ||
       !parseHeader(imagesPath, images, 3, imageDims, error) ||
@@ -95,11 +92,14 @@ bool loadIdx(const std::string &imagesPath, const std::string &labelsPath, Datas
   data.featureDims = {imageDims[1] * imageDims[2]};
   data.targetDims = {};
   data.intTargets = true;
-  const unsigned char *pixels = images.data() + 16;
+  const auto *pixels = reinterpret_cast<const unsigned char *>(images.data()) + 16;
   data.features.resize(images.size() - 16);
+  // Division, not multiplication by 1/255: pixel / 255 is the correctly
+  // rounded value, the same as PyTorch's ToTensor().
   for (size_t i = 0; i < data.features.size(); ++i)
     data.features[i] = float(pixels[i]) / 255.0f;
-  data.targetsI.assign(labels.begin() + 8, labels.end());
+  const auto *classes = reinterpret_cast<const unsigned char *>(labels.data()) + 8;
+  data.targetsI.assign(classes, classes + data.size);
   data.description =
       fmt::format("{} ({} images of {}x{})", imagesPath, data.size, imageDims[1], imageDims[2]);
   return true;

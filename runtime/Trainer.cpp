@@ -1,8 +1,9 @@
 //===- runtime/Trainer.cpp - The training driver --------------------------===//
 //
-// Everything a step needs (bindings, hyperparameters, arena, the example
-// order, the thread pool) is set up before the first epoch; the loop itself
-// only copies examples, calls the kernel and adds up two numbers.
+// Everything a step needs (bindings, hyperparameters, arenas, the example
+// order, the thread pool, the progress line's buffer, the NaN guard's
+// snapshot) is set up before the first epoch; the loop itself only copies
+// examples, calls the kernel and adds up two numbers.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/Trainer.h"
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -21,8 +23,11 @@
 #include <fstream>
 #include <limits>
 #include <new>
+#include <optional>
+#include <sstream>
 #include <system_error>
 #include <tuple>
+#include <unistd.h>
 
 namespace gradc::rt {
 
@@ -34,12 +39,19 @@ constexpr int kMinEpochWidth = 3;
 /// The hyperparameters the trainer knows how to set.
 constexpr const char *kLearningRateHyper = "lr";
 
+/// Characters of the progress bar between its brackets.
+constexpr int kProgressBarWidth = 24;
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 /// How the trainer feeds one kernel from one data set.
 struct Feed {
   const KernelSpec *kernel = nullptr;
   int64_t examplesPerCall = 1;
-  int64_t calls = 0;   ///< per pass over the data
-  int64_t skipped = 0; ///< examples left over at the end of a pass
   int64_t featureSize = 0, targetSize = 0;
   float *input = nullptr;
   void *target = nullptr; ///< float or int32_t, as the data
@@ -172,13 +184,12 @@ bool prepareFeed(const KernelSpec &kernel, const Dataset &data, const char *what
   feed.objective = objective ? store.find(kernel.name, objective->name)->f32() : nullptr;
   // Class scores, one row per example, for the accuracy of an eval kernel.
   if (int index = kernel.find("prediction");
-      index >= 0 && !kernel.buffers[index].isInt && kernel.buffers[index].role == Role::Output) {
+      index >= 0 && !kernel.buffers[index].isInt && kernel.buffers[index].role == Role::Output &&
+      kernel.buffers[index].numel() % feed.examplesPerCall == 0) {
     feed.prediction = store.find(kernel.name, "prediction")->f32();
     feed.predictionSize = kernel.buffers[index].numel();
   }
 
-  feed.calls = data.size / feed.examplesPerCall;
-  feed.skipped = data.size % feed.examplesPerCall;
   try {
     feed.arena = allocateArena(kernel);
   } catch (const std::bad_alloc &) {
@@ -212,17 +223,71 @@ void loadExamples(Feed &feed, const Dataset &data, const int64_t *order, int64_t
   }
 }
 
+/// One pass over a data set: full batches of the main kernel, then the
+/// remainder with the tail kernel, if there is one.
+struct Pass {
+  Feed main, tail;
+  bool hasTail = false;
+  int64_t fullCalls = 0;
+  int64_t remainder = 0; ///< examples after the full batches
+
+  int64_t calls() const { return fullCalls + (hasTail ? 1 : 0); }
+  Feed &feedOf(int64_t call) { return call < fullCalls ? main : tail; }
+  /// The first example (position in the pass) of call `call`.
+  int64_t firstExample(int64_t call) const { return call * main.examplesPerCall; }
+  int64_t examples() const { return fullCalls * main.examplesPerCall + (hasTail ? remainder : 0); }
+  int64_t skipped() const { return hasTail ? 0 : remainder; }
+};
+
+/// Prepares `kernel` and, when the batch leaves a remainder, `tail` (may be
+/// null) to feed from `data`.
+bool preparePass(const KernelSpec &kernel, const KernelSpec *tail, const Dataset &data,
+                 const char *what, const TrainOptions &options, TensorStore &store,
+                 ThreadPool &pool, Pass &pass, std::string &error) {
+  if (!prepareFeed(kernel, data, what, options, store, pool, pass.main, error))
+    return false;
+  pass.fullCalls = data.size / pass.main.examplesPerCall;
+  pass.remainder = data.size % pass.main.examplesPerCall;
+  if (!tail || pass.remainder == 0)
+    return true;
+  if (tail->batch != pass.remainder) {
+    error = fmt::format("tail kernel '{}' has batch {}, but the {} data's {} examples leave {} "
+                        "after {} batches of {}",
+                        tail->name, tail->batch, what, data.size, pass.remainder, pass.fullCalls,
+                        pass.main.examplesPerCall);
+    return false;
+  }
+  if (tail->name == kernel.name) {
+    error = fmt::format("tail kernel '{}' has the name of the kernel it completes; the store keeps "
+                        "their inputs apart by name",
+                        tail->name);
+    return false;
+  }
+  pass.hasTail = true;
+  return prepareFeed(*tail, data, what, options, store, pool, pass.tail, error);
+}
+
+/// Appends `value` with thousands separators ("48,000"), without allocating.
+void appendThousands(fmt::memory_buffer &out, int64_t value) {
+  if (value < 0) {
+    out.push_back('-');
+    value = -value;
+  }
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  const int64_t count = end - digits;
+  for (int64_t i = 0; i < count; ++i) {
+    if (i > 0 && (count - i) % 3 == 0)
+      out.push_back(',');
+    out.push_back(digits[i]);
+  }
+}
+
 /// "48,000": an integer with thousands separators, for people.
 std::string withThousands(double value) {
-  std::string digits = fmt::format("{}", std::llround(value));
-  size_t sign = digits[0] == '-' ? 1 : 0;
-  std::string grouped = digits.substr(0, sign);
-  for (size_t i = sign; i < digits.size(); ++i) {
-    if (i > sign && (digits.size() - i) % 3 == 0)
-      grouped += ',';
-    grouped += digits[i];
-  }
-  return grouped;
+  fmt::memory_buffer out;
+  appendThousands(out, std::llround(value));
+  return fmt::to_string(out);
 }
 
 /// A loss for the epoch line: fixed point unless it would print as zeros.
@@ -237,8 +302,24 @@ std::string formatLoss(double value) {
 /// epoch, so a crash leaves either the previous or the new version.
 class MetricsFile {
 public:
-  explicit MetricsFile(std::string path) : path_(std::move(path)) {
+  /// A resumed run (firstEpoch > 1) keeps the rows of the epochs before
+  /// firstEpoch from an existing file with the same header, so the file
+  /// reads like that of an uninterrupted run.
+  MetricsFile(std::string path, int64_t firstEpoch) : path_(std::move(path)) {
     content_ = std::string(kMetricsHeader) + "\n";
+    if (path_.empty() || firstEpoch <= 1)
+      return;
+    std::ifstream in(path_);
+    std::string line;
+    if (!std::getline(in, line) || line != kMetricsHeader)
+      return;
+    while (std::getline(in, line)) {
+      int64_t epoch = 0;
+      auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), epoch);
+      if (ec != std::errc() || *end != ',' || epoch >= firstEpoch)
+        break;
+      content_ += line + "\n";
+    }
   }
 
   bool enabled() const { return !path_.empty(); }
@@ -281,37 +362,485 @@ private:
   std::string content_;
 };
 
-/// The mean eval loss over the test set, or an error if it is not finite;
-/// for class labels and a "prediction" of one row of scores per example,
-/// also the accuracy (argmax, ties to the lowest class).
-bool evaluate(Feed &feed, const Dataset &data, uint64_t step, int64_t epoch, double &meanLoss,
-              double &accuracy, std::string &error) {
-  double sum = 0;
-  int64_t correct = 0;
-  feed.ctx.step = step;
-  const int64_t classes =
-      feed.prediction && data.intTargets ? feed.predictionSize / feed.examplesPerCall : 0;
-  for (int64_t call = 0; call < feed.calls; ++call) {
-    loadExamples(feed, data, nullptr, call * feed.examplesPerCall);
+/// Whether `log` writes to a terminal: only std::cout and std::cerr (or
+/// std::clog) have a file descriptor to ask.
+bool isTerminal(const std::ostream *log) {
+  if (log == &std::cout || (log && log->rdbuf() == std::cout.rdbuf()))
+    return ::isatty(STDOUT_FILENO);
+  if (log == &std::cerr || log == &std::clog ||
+      (log && (log->rdbuf() == std::cerr.rdbuf() || log->rdbuf() == std::clog.rdbuf())))
+    return ::isatty(STDERR_FILENO);
+  return false;
+}
+
+/// The updating progress line of an epoch.  Formats into a buffer that
+/// lives as long as the run (fmt::memory_buffer keeps 500 bytes inline), so
+/// a redraw inside the step loop allocates nothing.
+class ProgressLine {
+public:
+  ProgressLine(const TrainOptions &options, int64_t total, int epochWidth)
+      : log_(options.log), interval_(options.progressInterval), total_(total),
+        epochWidth_(epochWidth), epochs_(options.epochs) {
+    enabled_ = log_ && (options.progress == ProgressMode::Always ||
+                        (options.progress == ProgressMode::Auto && isTerminal(log_)));
+  }
+
+  void startEpoch(int64_t epoch) {
+    epoch_ = epoch;
+    start_ = lastDraw_ = Clock::now();
+  }
+
+  /// After a step: `done` examples so far in the epoch, `lossSum` their
+  /// summed losses.
+  void update(int64_t done, double lossSum) {
+    if (!enabled_)
+      return;
+    Clock::time_point now = Clock::now();
+    if (std::chrono::duration<double>(now - lastDraw_).count() < interval_ && done < total_)
+      return;
+    lastDraw_ = now;
+    double elapsed = std::chrono::duration<double>(now - start_).count();
+    double rate = elapsed > 0 ? double(done) / elapsed : 0.0;
+    buffer_.clear();
+    auto out = fmt::appender(buffer_);
+    fmt::format_to(out, "\repoch {:>{}}/{} [", epoch_, epochWidth_, epochs_);
+    int filled = total_ > 0 ? int(kProgressBarWidth * done / total_) : kProgressBarWidth;
+    for (int i = 0; i < kProgressBarWidth; ++i)
+      buffer_.push_back(i < filled ? '=' : i == filled ? '>' : ' ');
+    fmt::format_to(out, "]  ");
+    appendThousands(buffer_, done);
+    buffer_.push_back('/');
+    appendThousands(buffer_, total_);
+    fmt::format_to(out, "  ");
+    appendThousands(buffer_, std::llround(rate));
+    fmt::format_to(out, " samples/s  loss {:.6f}", done > 0 ? lossSum / double(done) : 0.0);
+    if (rate > 0) {
+      auto left = int64_t(double(total_ - done) / rate + 0.5);
+      fmt::format_to(out, "  ETA {}:{:02}", left / 60, left % 60);
+    }
+    fmt::format_to(out, "\x1b[K"); // clear what a longer previous line left
+    log_->write(buffer_.data(), std::streamsize(buffer_.size()));
+    log_->flush();
+    drawn_ = true;
+  }
+
+  /// Erases the line before the epoch's permanent line is printed.
+  void finishEpoch() {
+    if (drawn_)
+      *log_ << "\r\x1b[K";
+    drawn_ = false;
+  }
+
+private:
+  std::ostream *log_;
+  double interval_;
+  int64_t total_;
+  int epochWidth_;
+  int64_t epochs_;
+  bool enabled_ = false, drawn_ = false;
+  int64_t epoch_ = 0;
+  Clock::time_point start_, lastDraw_;
+  fmt::memory_buffer buffer_;
+};
+
+/// Runs every call of `pass` over `data` in order and returns the mean loss
+/// and, for class labels and a "prediction" of one row of scores per
+/// example, the accuracy (argmax, ties to the lowest class); an error if
+/// the loss is not finite.
+bool evaluatePass(Pass &pass, const Dataset &data, uint64_t step, double &meanLoss,
+                  double &accuracy, std::string &error) {
+  double lossSum = 0;
+  int64_t correct = 0, examples = 0;
+  bool classifying = data.intTargets;
+  for (int64_t call = 0; call < pass.calls(); ++call) {
+    Feed &feed = pass.feedOf(call);
+    const int64_t first = pass.firstExample(call);
+    loadExamples(feed, data, nullptr, first);
+    feed.ctx.step = step;
     feed.kernel->fn(&feed.ctx);
-    sum += *feed.loss;
+    lossSum += double(*feed.loss) * double(feed.examplesPerCall);
+    examples += feed.examplesPerCall;
+    classifying = classifying && feed.prediction;
+    const int64_t classes = classifying ? feed.predictionSize / feed.examplesPerCall : 0;
     for (int64_t e = 0; classes > 0 && e < feed.examplesPerCall; ++e) {
       const float *row = feed.prediction + e * classes;
       int64_t best = 0;
       for (int64_t c = 1; c < classes; ++c)
         if (row[c] > row[best])
           best = c;
-      correct += best == data.targetsI[call * feed.examplesPerCall + e];
+      correct += best == data.targetsI[(first + e) * data.targetSize()];
     }
   }
-  accuracy = classes > 0 ? double(correct) / double(feed.calls * feed.examplesPerCall)
-                         : std::numeric_limits<double>::quiet_NaN();
-  meanLoss = sum / double(feed.calls);
+  accuracy = classifying && examples > 0 ? double(correct) / double(examples)
+                                         : std::numeric_limits<double>::quiet_NaN();
+  meanLoss = lossSum / double(examples);
   if (!std::isfinite(meanLoss)) {
-    error =
-        fmt::format("test loss became {} at epoch {}", std::isnan(meanLoss) ? "NaN" : "Inf", epoch);
+    error = fmt::format("the {} loss is {}", pass.main.kernel->name,
+                        std::isnan(meanLoss) ? "NaN" : "Inf");
     return false;
   }
+  return true;
+}
+
+/// " (last 16 examples ...)" notes for the first epoch line.
+std::string remainderNotes(const Pass &train, const Dataset &trainData, const Pass *test,
+                           const Dataset &testData) {
+  std::string notes;
+  if (train.skipped())
+    notes += fmt::format("  (last {} examples of each epoch skipped: batch {} does not divide {})",
+                         train.skipped(), train.main.examplesPerCall, trainData.size);
+  else if (train.hasTail)
+    notes += fmt::format("  (each epoch ends with a batch of {} by '{}': {} = {} x {} + {})",
+                         train.remainder, train.tail.kernel->name, trainData.size, train.fullCalls,
+                         train.main.examplesPerCall, train.remainder);
+  if (test && test->skipped())
+    notes += fmt::format("  (last {} test examples skipped: batch {} of kernel '{}' does not "
+                         "divide {})",
+                         test->skipped(), test->main.examplesPerCall, test->main.kernel->name,
+                         testData.size);
+  return notes;
+}
+
+/// "W1 (20 of 20), b (1 of 1)": the f32 params and state holding values
+/// that are not finite.
+std::string nonFiniteTensors(const TensorStore &store) {
+  std::string out;
+  for (const Tensor *t : store.persistent()) {
+    if (t->spec.isInt)
+      continue;
+    int64_t bad = 0;
+    for (int64_t i = 0; i < t->numel(); ++i)
+      bad += !std::isfinite(t->f32()[i]);
+    if (bad)
+      out += fmt::format("{}{} ({} of {})", out.empty() ? "" : ", ", t->spec.name, bad, t->numel());
+  }
+  return out;
+}
+
+/// One copy of all params and state, taken at the start of an epoch for
+/// the NaN guard's replay.  Allocated once.
+class Snapshot {
+public:
+  explicit Snapshot(const TensorStore &store) {
+    int64_t bytes = 0;
+    for (const Tensor *t : store.persistent())
+      bytes += t->spec.bytes();
+    copy_ = AlignedBuffer(bytes);
+  }
+  void take(const TensorStore &store) {
+    char *to = copy_.as<char>();
+    for (const Tensor *t : store.persistent()) {
+      std::memcpy(to, t->data(), size_t(t->spec.bytes()));
+      to += t->spec.bytes();
+    }
+  }
+  void restore(const TensorStore &store) const {
+    const char *from = copy_.as<char>();
+    for (const Tensor *t : store.persistent()) {
+      std::memcpy(t->data(), from, size_t(t->spec.bytes()));
+      from += t->spec.bytes();
+    }
+  }
+
+private:
+  AlignedBuffer copy_;
+};
+
+/// The metadata of a checkpoint written after `epoch` epochs and `step` steps.
+CheckpointInfo checkpointInfo(const TrainOptions &options, int64_t epoch, uint64_t step) {
+  CheckpointInfo info;
+  info.model = options.modelName;
+  info.seed = options.seed;
+  info.epoch = epoch;
+  info.step = step;
+  info.extra = options.checkpointMetadata;
+  return info;
+}
+
+bool knownSchedule(const std::string &schedule) {
+  return schedule == "constant" || schedule == "step" || schedule == "cosine";
+}
+
+/// One call of train(): the passes, the order, the bookkeeping of epochs.
+class TrainingRun {
+public:
+  TrainingRun(const TrainKernels &kernels, TensorStore &store, const Dataset &trainData,
+              const Dataset &testData, const TrainOptions &options)
+      : kernels_(kernels), store_(store), trainData_(trainData), testData_(testData),
+        options_(options), pool_(options.threads) {}
+
+  /// Checks the options and kernels, creates the buffers, reads a checkpoint.
+  bool setUp(std::string &error);
+  /// Runs epochs firstEpoch_..options.epochs.
+  bool run(std::vector<EpochStats> *history, std::string &error);
+
+private:
+  bool loadStartingPoint(std::string &error);
+  /// Loads call `call`'s batch into its kernel's buffers, sets step and lr.
+  Feed &prepareStep(int64_t call, uint64_t globalStep, int64_t epoch);
+  /// prepareStep, then runs the kernel.
+  Feed &runStep(int64_t call, uint64_t globalStep, int64_t epoch);
+  /// The error for a non-finite loss or objective of `call`, diagnosed.
+  std::string badStep(Feed &feed, int64_t call, uint64_t globalStep, int64_t epoch,
+                      uint64_t epochStartStep);
+  double rateAt(uint64_t globalStep, int64_t epoch) const {
+    return scheduledLearningRate(options_, globalStep, epoch, totalSteps_);
+  }
+  void logEpoch(const EpochStats &stats);
+
+  const TrainKernels &kernels_;
+  TensorStore &store_;
+  const Dataset &trainData_, &testData_;
+  const TrainOptions &options_;
+  ThreadPool pool_;
+  Pass trainPass_, testPass_;
+  bool hasTest_ = false;
+  int64_t firstEpoch_ = 1;
+  uint64_t firstStep_ = 0;
+  uint64_t totalSteps_ = 0;
+  std::vector<int64_t> order_;
+  /// The NaN guard's replay: the state at the start of the epoch and the
+  /// losses of its steps so far (set up only with options.diagnose).
+  std::optional<Snapshot> snapshot_;
+  std::vector<float> recordedLoss_;
+};
+
+bool TrainingRun::setUp(std::string &error) {
+  if (!kernels_.step) {
+    error = "no training step kernel";
+    return false;
+  }
+  if (options_.epochs < 0) {
+    error = fmt::format("the number of epochs must be >= 0, got {}", options_.epochs);
+    return false;
+  }
+  if (!std::isfinite(options_.lr)) {
+    error = fmt::format("the learning rate must be finite, got {}", options_.lr);
+    return false;
+  }
+  if (!knownSchedule(options_.schedule)) {
+    error = fmt::format("unknown learning-rate schedule '{}'; expected constant, step or cosine",
+                        options_.schedule);
+    return false;
+  }
+  if (!options_.resumePath.empty() && !options_.initPath.empty()) {
+    error = "resuming from a checkpoint and initializing from one exclude each other";
+    return false;
+  }
+  if (!preparePass(*kernels_.step, kernels_.stepTail, trainData_, "training", options_, store_,
+                   pool_, trainPass_, error))
+    return false;
+  if (trainPass_.calls() == 0) {
+    error = fmt::format("the training data has {} examples, fewer than one batch of {}",
+                        trainData_.size, trainPass_.main.examplesPerCall);
+    return false;
+  }
+  hasTest_ = kernels_.eval && !testData_.empty();
+  if (hasTest_) {
+    if (!preparePass(*kernels_.eval, kernels_.evalTail, testData_, "test", options_, store_, pool_,
+                     testPass_, error))
+      return false;
+    if (testPass_.calls() == 0) {
+      error = fmt::format("the test data has {} examples, fewer than one batch of {} of kernel "
+                          "'{}'",
+                          testData_.size, testPass_.main.examplesPerCall, kernels_.eval->name);
+      return false;
+    }
+  }
+  totalSteps_ = uint64_t(trainPass_.calls()) * uint64_t(options_.epochs);
+  if (options_.diagnose) {
+    snapshot_.emplace(store_);
+    recordedLoss_.assign(size_t(trainPass_.calls()), 0.0f);
+  }
+  return loadStartingPoint(error);
+}
+
+bool TrainingRun::loadStartingPoint(std::string &error) {
+  firstEpoch_ = options_.firstEpoch;
+  firstStep_ = options_.firstStep;
+  if (options_.initPath.empty() && options_.resumePath.empty())
+    return true;
+  const bool resume = !options_.resumePath.empty();
+  const std::string &path = resume ? options_.resumePath : options_.initPath;
+  CheckpointInfo info;
+  if (!loadCheckpoint(path, store_, resume ? CheckpointUse::Resume : CheckpointUse::Init, info,
+                      error))
+    return false;
+  if (!resume)
+    return true;
+  // The shuffle order and the dropout masks depend on the seed: another
+  // seed would not continue the same run.
+  if (info.seed != options_.seed) {
+    error = fmt::format("checkpoint '{}' was trained with seed {}, this run has seed {}; pass "
+                        "--seed={} to resume it",
+                        path, info.seed, options_.seed, info.seed);
+    return false;
+  }
+  firstEpoch_ = info.epoch + 1;
+  firstStep_ = info.step;
+  if (options_.log)
+    *options_.log << fmt::format("resuming from '{}' after epoch {} (step {})\n", path, info.epoch,
+                                 info.step);
+  return true;
+}
+
+Feed &TrainingRun::prepareStep(int64_t call, uint64_t globalStep, int64_t epoch) {
+  Feed &feed = trainPass_.feedOf(call);
+  loadExamples(feed, trainData_, order_.data(), trainPass_.firstExample(call));
+  feed.ctx.step = globalStep;
+  if (feed.learningRateIndex >= 0)
+    feed.hypers[feed.learningRateIndex] = static_cast<float>(rateAt(globalStep, epoch));
+  return feed;
+}
+
+Feed &TrainingRun::runStep(int64_t call, uint64_t globalStep, int64_t epoch) {
+  Feed &feed = prepareStep(call, globalStep, epoch);
+  feed.kernel->fn(&feed.ctx);
+  return feed;
+}
+
+std::string TrainingRun::badStep(Feed &feed, int64_t call, uint64_t globalStep, int64_t epoch,
+                                 uint64_t epochStartStep) {
+  const float loss = *feed.loss;
+  const float objective = feed.objective ? *feed.objective : loss;
+  const bool lossBad = !std::isfinite(loss);
+  const float bad = lossBad ? loss : objective;
+  const double rate = rateAt(globalStep, epoch);
+  const std::string afterStep = nonFiniteTensors(store_);
+  std::string error = fmt::format(
+      "{} became {} at epoch {}, step {}; try a smaller --lr (it is {}{}); {}",
+      lossBad ? "loss" : "objective", std::isnan(bad) ? "NaN" : "Inf", epoch, globalStep,
+      options_.lr, float(rate) != options_.lr ? fmt::format(", {} at this step", float(rate)) : "",
+      afterStep.empty() ? "params and state are still finite after the step"
+                        : "not finite after the step: " + afterStep);
+  if (!snapshot_)
+    return error;
+
+  // Back to the start of the epoch, then forward to just before the bad
+  // step; the replayed steps must reproduce the recorded losses.
+  snapshot_->restore(store_);
+  bool exact = true;
+  for (int64_t c = 0; c < call; ++c) {
+    Feed &replayed = runStep(c, epochStartStep + uint64_t(c), epoch);
+    exact = exact && std::memcmp(replayed.loss, &recordedLoss_[size_t(c)], sizeof(float)) == 0;
+  }
+  prepareStep(call, globalStep, epoch); // the same feed, as the bad step had it
+  StepReplay replay;
+  replay.epoch = epoch;
+  replay.step = globalStep;
+  replay.callInEpoch = call;
+  replay.kernel = feed.kernel;
+  replay.ctx = &feed.ctx;
+  replay.input = feed.input;
+  replay.target = feed.target;
+  replay.intTargets = trainData_.intTargets;
+  replay.examples = feed.examplesPerCall;
+  replay.exampleIndices = order_.data() + trainPass_.firstExample(call);
+  replay.lr = float(rate);
+  replay.loss = loss;
+  replay.objective = objective;
+  replay.store = &store_;
+  replay.replayExact = exact;
+  std::string diagnosis = options_.diagnose(replay);
+  if (!exact)
+    error += "\n(replaying the epoch did not reproduce its losses bit for bit: a kernel is not "
+             "deterministic, so the state diagnosed is approximate)";
+  if (!diagnosis.empty())
+    error += "\n" + diagnosis;
+  return error;
+}
+
+void TrainingRun::logEpoch(const EpochStats &stats) {
+  if (!options_.log)
+    return;
+  const int epochWidth = std::max<int>(kMinEpochWidth, fmt::formatted_size("{}", options_.epochs));
+  double perSecond = stats.seconds > 0 ? double(stats.samples) / stats.seconds : 0.0;
+  std::string test = hasTest_ ? fmt::format("  test {}", formatLoss(stats.testLoss)) : "";
+  if (!std::isnan(stats.testAccuracy))
+    test += fmt::format("  accuracy {:.4f}", stats.testAccuracy);
+  std::string notes =
+      stats.epoch == firstEpoch_
+          ? remainderNotes(trainPass_, trainData_, hasTest_ ? &testPass_ : nullptr, testData_)
+          : "";
+  *options_.log << fmt::format("epoch {:>{}}/{}  loss {}  objective {}{}  {:.2f} s  {} "
+                               "samples/s{}\n",
+                               stats.epoch, epochWidth, options_.epochs,
+                               formatLoss(stats.trainLoss), formatLoss(stats.trainObjective), test,
+                               stats.seconds, withThousands(perSecond), notes);
+  options_.log->flush();
+}
+
+bool TrainingRun::run(std::vector<EpochStats> *history, std::string &error) {
+  MetricsFile metrics(options_.metricsPath, firstEpoch_);
+  if (!metrics.save(error)) // fail now, not after the first epoch
+    return false;
+  const int epochWidth = std::max<int>(kMinEpochWidth, fmt::formatted_size("{}", options_.epochs));
+  ProgressLine progress(options_, trainPass_.examples(), epochWidth);
+
+  uint64_t globalStep = firstStep_;
+  for (int64_t epoch = firstEpoch_; epoch <= options_.epochs; ++epoch) {
+    epochPermutation(trainData_.size, options_.seed, epoch, order_);
+    if (snapshot_)
+      snapshot_->take(store_);
+    const uint64_t epochStartStep = globalStep;
+    progress.startEpoch(epoch);
+    Clock::time_point start = Clock::now();
+    double lossSum = 0, objectiveSum = 0;
+    int64_t done = 0;
+    for (int64_t call = 0; call < trainPass_.calls(); ++call, ++globalStep) {
+      Feed &feed = runStep(call, globalStep, epoch);
+      const float loss = *feed.loss;
+      const float objective = feed.objective ? *feed.objective : loss;
+      if (!std::isfinite(loss) || !std::isfinite(objective)) {
+        progress.finishEpoch();
+        error = badStep(feed, call, globalStep, epoch, epochStartStep);
+        return false;
+      }
+      if (snapshot_)
+        recordedLoss_[size_t(call)] = loss;
+      // Losses are means over a batch; weighting by its size makes the
+      // epoch's figure the mean over examples, tail batch included.
+      lossSum += double(loss) * double(feed.examplesPerCall);
+      objectiveSum += double(objective) * double(feed.examplesPerCall);
+      done += feed.examplesPerCall;
+      progress.update(done, lossSum);
+    }
+    const double seconds = secondsSince(start);
+    progress.finishEpoch();
+
+    EpochStats stats;
+    stats.epoch = epoch;
+    stats.trainLoss = lossSum / double(done);
+    stats.trainObjective = objectiveSum / double(done);
+    stats.testLoss = std::numeric_limits<double>::quiet_NaN();
+    stats.testAccuracy = std::numeric_limits<double>::quiet_NaN();
+    stats.seconds = seconds;
+    stats.samples = done;
+    stats.steps = trainPass_.calls();
+    stats.lr = rateAt(globalStep - 1, epoch);
+    if (hasTest_ && !evaluatePass(testPass_, testData_, globalStep, stats.testLoss,
+                                  stats.testAccuracy, error)) {
+      error = fmt::format("test loss became {} at epoch {}",
+                          std::isnan(stats.testLoss) ? "NaN" : "Inf", epoch);
+      return false;
+    }
+    logEpoch(stats);
+    metrics.addRow(stats, hasTest_);
+    if (!metrics.save(error))
+      return false;
+    if (!options_.savePath.empty() &&
+        !saveCheckpoint(options_.savePath, store_, checkpointInfo(options_, epoch, globalStep),
+                        error))
+      return false;
+    if (history)
+      history->push_back(stats);
+  }
+  // A run without epochs (--epochs=0, or resumed at its end) still writes
+  // the checkpoint it was asked for.
+  if (firstEpoch_ > options_.epochs && !options_.savePath.empty() &&
+      !saveCheckpoint(options_.savePath, store_,
+                      checkpointInfo(options_, firstEpoch_ - 1, globalStep), error))
+    return false;
   return true;
 }
 
@@ -319,12 +848,21 @@ bool evaluate(Feed &feed, const Dataset &data, uint64_t step, int64_t epoch, dou
 
 double scheduledLearningRate(const TrainOptions &options, uint64_t step, int64_t epoch,
                              uint64_t totalSteps) {
-  if (options.schedule == "step")
-    return options.lr *
-           std::pow(options.gamma, std::floor(double(epoch - 1) / std::max(1.0, options.stepSize)));
-  if (options.schedule == "cosine" && totalSteps > 1)
-    return options.lrMin + (options.lr - options.lrMin) *
-                               (1 + std::cos(M_PI * double(step) / double(totalSteps - 1))) / 2;
+  if (options.schedule == "step") {
+    // gamma^k by repeated multiplication: the same bits everywhere, unlike pow.
+    double rate = options.lr;
+    auto decays = int64_t(std::floor(double(epoch - 1) / std::max(1.0, options.stepSize)));
+    for (int64_t k = 0; k < decays; ++k)
+      rate *= options.gamma;
+    return rate;
+  }
+  if (options.schedule == "cosine" && totalSteps > 1) {
+    // cos(pi t) = cos(2 pi (t / 2)), t in [0, 1].
+    double t = double(std::min(step, totalSteps - 1)) / double(totalSteps - 1);
+    double sine = 0, cosine = 0;
+    reproducibleSinCos2Pi(t / 2, sine, cosine);
+    return options.lrMin + (options.lr - options.lrMin) * (1 + cosine) / 2;
+  }
   return options.lr;
 }
 
@@ -346,135 +884,40 @@ void epochPermutation(int64_t n, uint64_t seed, int64_t epoch, std::vector<int64
   }
 }
 
-bool evaluateDataset(const KernelSpec &eval, TensorStore &store, const Dataset &data,
-                     const TrainOptions &options, EvalResult &result, std::string &error) {
+bool evaluate(const KernelSpec &eval, const KernelSpec *tail, TensorStore &store,
+              const Dataset &data, const TrainOptions &options, EvalResult &result,
+              std::string &error) {
   ThreadPool pool(options.threads);
-  Feed feed;
-  if (!prepareFeed(eval, data, "evaluation", options, store, pool, feed, error))
+  Pass pass;
+  if (!preparePass(eval, tail, data, "evaluation", options, store, pool, pass, error))
     return false;
-  if (feed.calls == 0) {
+  if (pass.calls() == 0) {
     error = fmt::format("the data has {} examples, fewer than one batch of {}", data.size,
-                        feed.examplesPerCall);
+                        pass.main.examplesPerCall);
     return false;
   }
-  result.examples = feed.calls * feed.examplesPerCall;
-  result.skipped = feed.skipped;
-  return evaluate(feed, data, 0, 0, result.loss, result.accuracy, error);
+  result.examples = pass.examples();
+  result.skipped = pass.skipped();
+  return evaluatePass(pass, data, 0, result.loss, result.accuracy, error);
+}
+
+bool evaluateDataset(const KernelSpec &eval, TensorStore &store, const Dataset &data,
+                     const TrainOptions &options, EvalResult &result, std::string &error) {
+  return evaluate(eval, nullptr, store, data, options, result, error);
 }
 
 bool train(const KernelSpec &step, const KernelSpec *eval, TensorStore &store,
            const Dataset &trainData, const Dataset &testData, const TrainOptions &options,
            std::vector<EpochStats> *history, std::string &error) {
-  if (options.epochs < 0) {
-    error = fmt::format("the number of epochs must be >= 0, got {}", options.epochs);
-    return false;
-  }
-  if (!std::isfinite(options.lr)) {
-    error = fmt::format("the learning rate must be finite, got {}", options.lr);
-    return false;
-  }
+  return train(TrainKernels{&step, nullptr, eval, nullptr}, store, trainData, testData, options,
+               history, error);
+}
 
-  ThreadPool pool(options.threads);
-  Feed trainFeed, testFeed;
-  if (!prepareFeed(step, trainData, "training", options, store, pool, trainFeed, error))
-    return false;
-  if (trainFeed.calls == 0) {
-    error = fmt::format("the training data has {} examples, fewer than one batch of {}",
-                        trainData.size, trainFeed.examplesPerCall);
-    return false;
-  }
-  const bool hasTest = eval && !testData.empty();
-  if (hasTest) {
-    if (!prepareFeed(*eval, testData, "test", options, store, pool, testFeed, error))
-      return false;
-    if (testFeed.calls == 0) {
-      error = fmt::format("the test data has {} examples, fewer than one batch of {} of kernel "
-                          "'{}'",
-                          testData.size, testFeed.examplesPerCall, eval->name);
-      return false;
-    }
-  }
-
-  MetricsFile metrics(options.metricsPath);
-  if (!metrics.save(error)) // fail now, not after the first epoch
-    return false;
-
-  std::string skippedNote;
-  if (trainFeed.skipped)
-    skippedNote += fmt::format("  (last {} examples of each epoch skipped: batch {} does not "
-                               "divide {})",
-                               trainFeed.skipped, trainFeed.examplesPerCall, trainData.size);
-  if (hasTest && testFeed.skipped)
-    skippedNote +=
-        fmt::format("  (last {} test examples skipped: batch {} of kernel '{}' does "
-                    "not divide {})",
-                    testFeed.skipped, testFeed.examplesPerCall, eval->name, testData.size);
-  const int epochWidth = std::max<int>(kMinEpochWidth, fmt::formatted_size("{}", options.epochs));
-
-  std::vector<int64_t> order;
-  uint64_t globalStep = options.firstStep;
-  for (int64_t epoch = options.firstEpoch; epoch <= options.epochs; ++epoch) {
-    epochPermutation(trainData.size, options.seed, epoch, order);
-    auto start = std::chrono::steady_clock::now();
-    double lossSum = 0, objectiveSum = 0;
-    for (int64_t call = 0; call < trainFeed.calls; ++call, ++globalStep) {
-      loadExamples(trainFeed, trainData, order.data(), call * trainFeed.examplesPerCall);
-      trainFeed.ctx.step = globalStep;
-      if (trainFeed.learningRateIndex >= 0)
-        trainFeed.hypers[trainFeed.learningRateIndex] = static_cast<float>(scheduledLearningRate(
-            options, globalStep, epoch, uint64_t(trainFeed.calls) * uint64_t(options.epochs)));
-      step.fn(&trainFeed.ctx);
-      float loss = *trainFeed.loss;
-      float objective = trainFeed.objective ? *trainFeed.objective : loss;
-      if (!std::isfinite(loss) || !std::isfinite(objective)) {
-        bool lossBad = !std::isfinite(loss);
-        float bad = lossBad ? loss : objective;
-        error = fmt::format("{} became {} at epoch {}, step {}; try a smaller --lr (it is {})",
-                            lossBad ? "loss" : "objective", std::isnan(bad) ? "NaN" : "Inf", epoch,
-                            globalStep, options.lr);
-        return false;
-      }
-      lossSum += loss;
-      objectiveSum += objective;
-    }
-    double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-    EpochStats stats;
-    stats.epoch = epoch;
-    stats.trainLoss = lossSum / double(trainFeed.calls);
-    stats.trainObjective = objectiveSum / double(trainFeed.calls);
-    stats.testLoss = std::numeric_limits<double>::quiet_NaN();
-    stats.seconds = seconds;
-    stats.samples = trainFeed.calls * trainFeed.examplesPerCall;
-    stats.testAccuracy = std::numeric_limits<double>::quiet_NaN();
-    if (hasTest &&
-        !evaluate(testFeed, testData, globalStep, epoch, stats.testLoss, stats.testAccuracy, error))
-      return false;
-
-    if (options.log) {
-      double perSecond = seconds > 0 ? stats.samples / seconds : 0.0;
-      std::string test = hasTest ? fmt::format("  test {}", formatLoss(stats.testLoss)) : "";
-      if (!std::isnan(stats.testAccuracy))
-        test += fmt::format("  accuracy {:.4f}", stats.testAccuracy);
-      *options.log << fmt::format("epoch {:>{}}/{}  loss {}  objective {}{}  {:.2f} s  {} "
-                                  "samples/s{}\n",
-                                  epoch, epochWidth, options.epochs, formatLoss(stats.trainLoss),
-                                  formatLoss(stats.trainObjective), test, seconds,
-                                  withThousands(perSecond), epoch == 1 ? skippedNote : "");
-      options.log->flush();
-    }
-    metrics.addRow(stats, hasTest);
-    if (!metrics.save(error))
-      return false;
-    if (!options.savePath.empty() &&
-        !saveCheckpoint(options.savePath, store,
-                        CheckpointInfo{options.modelName, options.seed, epoch, globalStep}, error))
-      return false;
-    if (history)
-      history->push_back(stats);
-  }
-  return true;
+bool train(const TrainKernels &kernels, TensorStore &store, const Dataset &trainData,
+           const Dataset &testData, const TrainOptions &options, std::vector<EpochStats> *history,
+           std::string &error) {
+  TrainingRun run(kernels, store, trainData, testData, options);
+  return run.setUp(error) && run.run(history, error);
 }
 
 } // namespace gradc::rt

@@ -130,3 +130,95 @@ TEST(Dataset, SplitTrainTest) {
 }
 
 } // namespace
+
+namespace {
+
+using namespace gradc::rt;
+
+TensorSpec tensor(const std::string &name, Role role, std::vector<int64_t> dims,
+                  bool isInt = false) {
+  TensorSpec s;
+  s.name = name;
+  s.role = role;
+  s.dims = std::move(dims);
+  s.isInt = isInt;
+  return s;
+}
+
+Dataset labelled(std::vector<int32_t> labels, int64_t features) {
+  Dataset data;
+  data.size = int64_t(labels.size());
+  data.featureDims = {features};
+  data.intTargets = true;
+  data.features.assign(size_t(data.size * features), 0.5f);
+  data.targetsI = std::move(labels);
+  data.description = "labels.csv (4 rows)";
+  return data;
+}
+
+TEST(DataFits, ShapeFromKernels) {
+  KernelSpec step;
+  step.name = "train_step";
+  step.batch = 128;
+  step.buffers = {tensor("x", Role::Input, {128, 28, 28}), tensor("y", Role::Target, {128}, true),
+                  tensor("loss", Role::Output, {})};
+  KernelSpec eval = step;
+  eval.name = "eval";
+  eval.buffers.push_back(tensor("prediction", Role::Output, {128, 10}));
+  DataShape shape;
+  std::string error;
+  ASSERT_TRUE(dataShapeOf(step, &eval, shape, error)) << error;
+  EXPECT_EQ(shape.inputName, "x");
+  EXPECT_EQ(shape.features, 784);
+  EXPECT_EQ(shape.targetName, "y");
+  EXPECT_TRUE(shape.intTargets);
+  EXPECT_EQ(shape.targetSize, 1);
+  EXPECT_EQ(shape.classes, 10);
+  // Without a prediction there is no class count to check against.
+  ASSERT_TRUE(dataShapeOf(step, nullptr, shape, error)) << error;
+  EXPECT_EQ(shape.classes, 0);
+  // One example per call: nothing to strip.
+  KernelSpec single;
+  single.name = "lecture";
+  single.buffers = {tensor("x", Role::Input, {4}), tensor("y", Role::Target, {2})};
+  ASSERT_TRUE(dataShapeOf(single, nullptr, shape, error)) << error;
+  EXPECT_EQ(shape.features, 4);
+  EXPECT_EQ(shape.targetSize, 2);
+  EXPECT_FALSE(shape.intTargets);
+  single.buffers.pop_back();
+  EXPECT_FALSE(dataShapeOf(single, nullptr, shape, error));
+  EXPECT_EQ(error, "kernel 'lecture' has no target: the model needs an input and a target to "
+                   "train or evaluate on data");
+}
+
+TEST(DataFits, MessagesNameBothSides) {
+  DataShape classifier{"x", 3, "y", true, 1, 10};
+  std::string error;
+  EXPECT_TRUE(checkDataFits(labelled({0, 9, 3, 4}, 3), "", classifier, error)) << error;
+
+  EXPECT_FALSE(checkDataFits(labelled({0, 9, 3, 4}, 5), "fashion-mnist", classifier, error));
+  EXPECT_EQ(error, "fashion-mnist has 5 features per example, the model's input 'x' takes 3");
+  EXPECT_FALSE(checkDataFits(labelled({0, 9, 12, 4}, 3), "", classifier, error));
+  EXPECT_EQ(error, "label 12 of example 2 of labels.csv (4 rows) is out of range for the model's "
+                   "10 classes");
+  EXPECT_FALSE(checkDataFits(labelled({0, -1, 3, 4}, 3), "", classifier, error));
+  EXPECT_EQ(error, "label -1 of example 1 of labels.csv (4 rows) is out of range for the model's "
+                   "10 classes");
+
+  DataShape regression{"x", 3, "y", false, 2, 0};
+  EXPECT_FALSE(checkDataFits(labelled({0, 1, 2, 3}, 3), "idx", regression, error));
+  EXPECT_EQ(error, "idx has class labels; the model's target 'y' is f32 (declare it 'label y : "
+                   "i32[...]')");
+  Dataset values = makeSyntheticRegression(4, {3}, {1}, 1);
+  EXPECT_FALSE(checkDataFits(values, "values.csv", classifier, error));
+  EXPECT_EQ(error, "values.csv has real-valued targets; the model's 'y' is an i32 class label");
+  EXPECT_FALSE(checkDataFits(values, "values.csv", regression, error));
+  EXPECT_EQ(error, "values.csv has 1 target value per example, the model's target 'y' takes 2");
+  values.targetsF.pop_back();
+  regression.targetSize = 1;
+  EXPECT_FALSE(checkDataFits(values, "values.csv", regression, error));
+  EXPECT_EQ(error,
+            "values.csv: the data set has 4 examples of 1 targets each but 3 targets in all");
+}
+
+} // namespace

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <iterator>
 #include <zlib.h>
 
 using namespace gradc::rt;
@@ -83,6 +84,95 @@ TEST(Idx, ReportsMalformedFiles) {
   EXPECT_NE(error.find("has no train-images-idx3-ubyte[.gz]"), std::string::npos) << error;
 }
 
+/// The gzip bytes of `bytes` (one member).
+std::string gzipped(const std::vector<unsigned char> &bytes) {
+  std::string path = temp("gzip_scratch.gz");
+  write(path, bytes, /*gzip=*/true);
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void writeRaw(const std::string &path, const std::string &bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+TEST(Idx, GzipIsDetectedByItsMagicNotTheName) {
+  std::string images = temp("named_plain.gz"), labels = temp("named_plain_labels");
+  write(images, idx(3, {2, 1, 2}, 4));          // plain, though called .gz
+  writeRaw(labels, gzipped(idx(1, {2}, 2, 3))); // gzipped, without .gz
+  Dataset data;
+  std::string error;
+  ASSERT_TRUE(loadIdx(images, labels, data, error)) << error;
+  EXPECT_EQ(data.targetsI, (std::vector<int32_t>{3, 4}));
+  // Several gzip members (as from `cat a.gz b.gz`) are one stream, as for gzip -d.
+  std::vector<unsigned char> whole = idx(1, {4}, 4, 9);
+  std::vector<unsigned char> head(whole.begin(), whole.begin() + 6),
+      tail(whole.begin() + 6, whole.end());
+  write(images, idx(3, {4, 1, 1}, 4));
+  writeRaw(labels, gzipped(head) + gzipped(tail));
+  ASSERT_TRUE(loadIdx(images, labels, data, error)) << error;
+  EXPECT_EQ(data.targetsI, (std::vector<int32_t>{9, 10, 11, 12}));
+}
+
+TEST(Idx, ReportsCorruptGzipData) {
+  std::string images = temp("gz_img"), labels = temp("gz_lab.gz");
+  write(images, idx(3, {2, 2, 3}, 12));
+  Dataset data;
+  std::string error;
+  const std::string good = gzipped(idx(1, {2}, 2));
+
+  writeRaw(labels, good.substr(0, good.size() - 6)); // cut inside the trailer
+  EXPECT_FALSE(loadIdx(images, labels, data, error));
+  EXPECT_EQ(error, "cannot read '" + labels + "': the gzip data ends early (after " +
+                       std::to_string(good.size() - 6) +
+                       " compressed and 10 uncompressed bytes): the file is truncated");
+
+  std::string flipped = good;
+  flipped[good.size() - 8] ^= 0x55; // the CRC-32 of the trailer
+  writeRaw(labels, flipped);
+  EXPECT_FALSE(loadIdx(images, labels, data, error));
+  EXPECT_EQ(error.rfind("cannot read '" + labels + "': corrupt gzip data near compressed byte ", 0),
+            0u)
+      << error;
+  EXPECT_NE(error.find("(incorrect data check)"), std::string::npos) << error;
+
+  std::string badBlock = good;
+  badBlock[10] = char(0xff); // the first deflate block header: an invalid block type
+  writeRaw(labels, badBlock);
+  EXPECT_FALSE(loadIdx(images, labels, data, error));
+  EXPECT_EQ(error.rfind("cannot read '" + labels + "': corrupt gzip data near compressed byte ", 0),
+            0u)
+      << error;
+
+  writeRaw(labels, good + "garbage");
+  EXPECT_FALSE(loadIdx(images, labels, data, error));
+  EXPECT_EQ(error, "cannot read '" + labels +
+                       "': 7 bytes of trailing garbage after the gzip data (at byte " +
+                       std::to_string(good.size()) + ")");
+  writeRaw(labels, good + std::string(5, '\0')); // zero padding is fine, as for gzip -d
+  EXPECT_TRUE(loadIdx(images, labels, data, error)) << error;
+}
+
+TEST(Idx, ReportsEmptyFilesAndImpossibleDimensions) {
+  std::string images = temp("empty_img"), labels = temp("empty_lab");
+  write(labels, idx(1, {2}, 2));
+  write(images, {});
+  Dataset data;
+  std::string error;
+  EXPECT_FALSE(loadIdx(images, labels, data, error));
+  EXPECT_EQ(error, "'" + images + "' is empty: expected an IDX file with magic 0x00000803");
+  write(images, idx(3, {0xffffffffu, 0xffffffffu, 0xffffffffu}, 4));
+  EXPECT_FALSE(loadIdx(images, labels, data, error));
+  EXPECT_EQ(error, "'" + images +
+                       "' has impossible IDX dimensions 4294967295x4294967295x4294967295: "
+                       "more data than any file holds");
+  write(images, idx(3, {2, 2, 3}, 13)); // a byte too many
+  EXPECT_FALSE(loadIdx(images, labels, data, error));
+  EXPECT_EQ(error, "'" + images +
+                       "' is truncated or too long: its header promises 12 bytes of "
+                       "data, the file has 13");
+}
+
 TEST(Idx, LoadsFashionMnistWhenInstalled) {
   if (!std::filesystem::exists(kFashionMnistDir))
     GTEST_SKIP() << kFashionMnistDir << " is missing (Debian package dataset-fashion-mnist)";
@@ -92,8 +182,27 @@ TEST(Idx, LoadsFashionMnistWhenInstalled) {
   EXPECT_EQ(train.size, 60000);
   EXPECT_EQ(test.size, 10000);
   EXPECT_EQ(train.featureDims, std::vector<int64_t>{784});
-  for (int32_t label : train.targetsI)
-    ASSERT_TRUE(label >= 0 && label < 10);
+  EXPECT_EQ(test.featureDims, std::vector<int64_t>{784});
+  EXPECT_TRUE(train.intTargets && test.intTargets);
+  EXPECT_TRUE(train.check().empty() && test.check().empty());
+  for (const Dataset *set : {&train, &test}) {
+    std::vector<int64_t> perClass(10);
+    for (int32_t label : set->targetsI) {
+      ASSERT_TRUE(label >= 0 && label < 10) << label;
+      ++perClass[label];
+    }
+    for (int64_t count : perClass) // Fashion-MNIST is balanced
+      EXPECT_EQ(count, set->size / 10);
+    for (float pixel : set->features)
+      ASSERT_TRUE(pixel >= 0.0f && pixel <= 1.0f) << pixel;
+  }
+  // The model check the CLI runs: 784 features, labels in [0, 10).
+  DataShape shape{"x", 784, "y", true, 1, 10};
+  std::string check;
+  EXPECT_TRUE(checkDataFits(train, "fashion-mnist", shape, check)) << check;
+  shape.features = 100;
+  EXPECT_FALSE(checkDataFits(train, "fashion-mnist", shape, check));
+  EXPECT_EQ(check, "fashion-mnist has 784 features per example, the model's input 'x' takes 100");
 }
 
 } // namespace

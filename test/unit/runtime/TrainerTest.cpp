@@ -29,6 +29,8 @@ enum LinearBuffer { kX, kY, kW, kB, kLoss, kObjective };
 /// What the last kernel calls saw, for checking the context the trainer passes.
 struct CallLog {
   std::vector<uint64_t> steps;
+  std::vector<float> lrs;       ///< ctx.hypers[0] of every training call
+  std::vector<int64_t> batches; ///< the batch size of every training call
   uint64_t seed = 0;
   float lr = 0;
 };
@@ -73,6 +75,8 @@ template <int64_t Batch, bool Update> void linearKernel(const gradc_step_context
     return;
   *static_cast<float *>(ctx->buffers[kObjective]) = loss + 0.5f * kWeightDecay * norm;
   gCalls.steps.push_back(ctx->step);
+  gCalls.lrs.push_back(ctx->hypers[0]);
+  gCalls.batches.push_back(rows);
   gCalls.seed = ctx->seed;
   gCalls.lr = ctx->hypers[0];
   const float lr = ctx->hypers[0];
@@ -138,18 +142,24 @@ struct TrainingRun {
   std::vector<float> w;
 };
 
-TrainingRun runTraining(const KernelSpec &step, const KernelSpec *eval, const Dataset &trainData,
+TrainingRun runTraining(const TrainKernels &kernels, const Dataset &trainData,
                         const Dataset &testData, TrainOptions options, uint64_t initSeed = 1) {
   TrainingRun run;
   TensorStore store(initSeed);
   std::ostringstream log;
   options.log = &log;
   gCalls = CallLog{};
-  run.ok = train(step, eval, store, trainData, testData, options, &run.history, run.error);
+  run.ok = train(kernels, store, trainData, testData, options, &run.history, run.error);
   run.log = log.str();
   if (const Tensor *w = store.find("w"))
     run.w.assign(w->f32(), w->f32() + kFeatures);
   return run;
+}
+
+TrainingRun runTraining(const KernelSpec &step, const KernelSpec *eval, const Dataset &trainData,
+                        const Dataset &testData, TrainOptions options, uint64_t initSeed = 1) {
+  return runTraining(TrainKernels{&step, nullptr, eval, nullptr}, trainData, testData, options,
+                     initSeed);
 }
 
 struct Data {
@@ -338,7 +348,9 @@ TEST(Trainer, DivergenceStopsWithEpochAndStep) {
   std::smatch match;
   ASSERT_TRUE(std::regex_match(run.error, match,
                                std::regex(R"((loss|objective) became (NaN|Inf) at epoch (\d+), )"
-                                          R"(step (\d+); try a smaller --lr \(it is 50\))")))
+                                          R"(step (\d+); try a smaller --lr \(it is 50\); )"
+                                          R"((params and state are still finite after the step|)"
+                                          R"(not finite after the step: .*))")))
       << run.error;
   // The step named is the one whose loss went bad: the last the kernel ran.
   EXPECT_EQ(std::stoull(match[4]), gCalls.steps.back());
@@ -425,4 +437,172 @@ TEST(Trainer, LearningRateSchedules) {
               (double(options.lr) + 0.001) / 2, 1e-12);
   EXPECT_NEAR(gradc::rt::scheduledLearningRate(options, 100, 1, 101), 0.001, 1e-12);
 }
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// The last partial batch, schedules seen by the kernel, progress, evaluate().
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+KernelSpec renamed(KernelSpec kernel, const std::string &name) {
+  kernel.name = name;
+  return kernel;
+}
+
+TEST(Trainer, TailKernelsTrainAndEvaluateEveryExample) {
+  Data data = regressionData(2000); // 2000 = 31 * 64 + 16; 400 = 2 * 150 + 100
+  KernelSpec step = linearStep<64>(), stepTail = renamed(linearStep<16>(), "train_step_tail");
+  KernelSpec eval = linearEval<150>(), evalTail = renamed(linearEval<100>(), "eval_tail");
+  TrainOptions options;
+  options.epochs = 2;
+  options.lr = 0.05f;
+  TrainingRun run =
+      runTraining(TrainKernels{&step, &stepTail, &eval, &evalTail}, data.train, data.test, options);
+  ASSERT_TRUE(run.ok) << run.error;
+  EXPECT_EQ(run.history[0].samples, 2000);
+  EXPECT_EQ(run.history[0].steps, 32);
+  // Each epoch: 31 full batches, then the tail; the step counter runs on.
+  ASSERT_EQ(gCalls.batches.size(), 64u);
+  for (size_t i = 0; i < gCalls.batches.size(); ++i) {
+    EXPECT_EQ(gCalls.batches[i], i % 32 == 31 ? 16 : 64) << i;
+    EXPECT_EQ(gCalls.steps[i], i);
+  }
+  EXPECT_EQ(run.log.find("skipped"), std::string::npos) << run.log;
+  const std::string note = "(each epoch ends with a batch of 16 by 'train_step_tail': 2000 = 31 x "
+                           "64 + 16)";
+  size_t first = run.log.find(note);
+  ASSERT_NE(first, std::string::npos) << run.log;
+  EXPECT_LT(first, run.log.find('\n'));
+  EXPECT_EQ(run.log.find(note, first + 1), std::string::npos);
+
+  // The test loss is the mean over all 400 examples: the same as one
+  // example per call, up to float rounding.
+  KernelSpec single = renamed(linearEval<0>(), "eval_single");
+  TensorStore trained;
+  std::string error;
+  std::vector<EpochStats> history;
+  TrainOptions quiet = options;
+  quiet.log = nullptr;
+  ASSERT_TRUE(train(TrainKernels{&step, &stepTail, &eval, &evalTail}, trained, data.train,
+                    data.test, quiet, &history, error))
+      << error;
+  EvalResult perExample;
+  ASSERT_TRUE(evaluate(single, nullptr, trained, data.test, quiet, perExample, error)) << error;
+  EXPECT_EQ(perExample.examples, 400);
+  EXPECT_NEAR(history.back().testLoss, perExample.loss, 1e-6 * perExample.loss);
+  EXPECT_EQ(history.back().testLoss, run.history.back().testLoss);
+}
+
+TEST(Trainer, TailKernelMustFitTheRemainder) {
+  Data data = regressionData(2000);
+  KernelSpec step = linearStep<64>(), wrongTail = renamed(linearStep<8>(), "train_step_tail");
+  TrainOptions options;
+  options.epochs = 1;
+  TrainingRun run = runTraining(TrainKernels{&step, &wrongTail, nullptr, nullptr}, data.train,
+                                data.test, options);
+  EXPECT_FALSE(run.ok);
+  EXPECT_EQ(run.error, "tail kernel 'train_step_tail' has batch 8, but the training data's 2000 "
+                       "examples leave 16 after 31 batches of 64");
+  KernelSpec sameName = linearStep<16>();
+  run =
+      runTraining(TrainKernels{&step, &sameName, nullptr, nullptr}, data.train, data.test, options);
+  EXPECT_EQ(run.error, "tail kernel 'train_step' has the name of the kernel it completes; the "
+                       "store keeps their inputs apart by name");
+  // A batch that divides the data needs no tail: it is ignored.
+  Data even = regressionData(1984);
+  run = runTraining(TrainKernels{&step, &wrongTail, nullptr, nullptr}, even.train, even.test,
+                    options);
+  EXPECT_TRUE(run.ok) << run.error;
+  EXPECT_EQ(gCalls.batches.size(), 31u);
+}
+
+TEST(Trainer, EvaluateWithAndWithoutTail) {
+  Data data = regressionData(500);
+  TensorStore store(3);
+  KernelSpec eval = linearEval<150>(), tail = renamed(linearEval<100>(), "eval_tail");
+  KernelSpec single = renamed(linearEval<0>(), "eval_single");
+  TrainOptions options;
+  EvalResult all, noTail, perExample;
+  std::string error;
+  ASSERT_TRUE(evaluate(eval, &tail, store, data.test, options, all, error)) << error;
+  EXPECT_EQ(all.examples, 400);
+  EXPECT_EQ(all.skipped, 0);
+  EXPECT_TRUE(std::isnan(all.accuracy)); // regression
+  ASSERT_TRUE(evaluateDataset(eval, store, data.test, options, noTail, error)) << error;
+  EXPECT_EQ(noTail.examples, 300);
+  EXPECT_EQ(noTail.skipped, 100);
+  ASSERT_TRUE(evaluate(single, nullptr, store, data.test, options, perExample, error)) << error;
+  EXPECT_NEAR(all.loss, perExample.loss, 1e-6 * perExample.loss);
+  EXPECT_NE(noTail.loss, perExample.loss);
+}
+
+TEST(Trainer, ScheduledLearningRatesReachTheKernel) {
+  Data data = regressionData(2000);
+  KernelSpec step = linearStep<50>(); // 40 steps per epoch
+  TrainOptions options;
+  options.epochs = 3;
+  options.lr = 0.05f;
+  options.schedule = "cosine";
+  options.lrMin = 0.001;
+  TrainingRun run = runTraining(step, nullptr, data.train, data.test, options);
+  ASSERT_TRUE(run.ok) << run.error;
+  ASSERT_EQ(gCalls.lrs.size(), 120u);
+  EXPECT_EQ(gCalls.lrs.front(), 0.05f);
+  EXPECT_EQ(gCalls.lrs.back(), 0.001f);
+  for (size_t i = 1; i < gCalls.lrs.size(); ++i)
+    EXPECT_LE(gCalls.lrs[i], gCalls.lrs[i - 1]) << i;
+  EXPECT_EQ(float(run.history.back().lr), 0.001f);
+
+  options.schedule = "step";
+  options.stepSize = 2;
+  options.gamma = 0.5;
+  run = runTraining(step, nullptr, data.train, data.test, options);
+  ASSERT_TRUE(run.ok) << run.error;
+  EXPECT_EQ(gCalls.lrs[0], 0.05f);
+  EXPECT_EQ(gCalls.lrs[79], 0.05f);  // epochs 1 and 2
+  EXPECT_EQ(gCalls.lrs[80], 0.025f); // epoch 3
+  EXPECT_EQ(run.history[2].lr, double(0.05f) * 0.5);
+
+  options.schedule = "exponential";
+  run = runTraining(step, nullptr, data.train, data.test, options);
+  EXPECT_EQ(run.error, "unknown learning-rate schedule 'exponential'; expected constant, step or "
+                       "cosine");
+}
+
+/// `log` without the progress line's redraws: each "\r...\x1b[K" and the
+/// final "\r\x1b[K".
+std::string withoutProgress(const std::string &log) {
+  return std::regex_replace(log, std::regex("\r[^\r\n]*\x1b\\[K"), "");
+}
+
+TEST(Trainer, ProgressLineOnlyWhenAsked) {
+  Data data = regressionData(2000);
+  KernelSpec step = linearStep<50>(), eval = linearEval<100>();
+  TrainOptions options;
+  options.epochs = 2;
+  options.lr = 0.05f;
+  options.progress = ProgressMode::Always;
+  options.progressInterval = 0; // draw after every step
+  TrainingRun shown = runTraining(step, &eval, data.train, data.test, options);
+  ASSERT_TRUE(shown.ok) << shown.error;
+  // A redraw per step: bar, examples done/total, rate, running loss, ETA.
+  std::regex redraw(R"(\repoch   1/2 \[[=> ]{24}\]  [\d,]+/2,000  [\d,]+ samples/s  loss )"
+                    R"(\d+\.\d{6}(  ETA \d+:\d\d)?\x1b\[K)");
+  auto begin = std::sregex_iterator(shown.log.begin(), shown.log.end(), redraw);
+  EXPECT_EQ(std::distance(begin, std::sregex_iterator()), 40) << shown.log;
+  EXPECT_NE(shown.log.find("\repoch   1/2 [========================]  2,000/2,000"),
+            std::string::npos);
+  // Erased before the permanent line, which reads as without progress.
+  EXPECT_NE(shown.log.find("\r\x1b[Kepoch   1/2  loss "), std::string::npos);
+  options.progress = ProgressMode::Auto; // a string stream is no terminal
+  TrainingRun plain = runTraining(step, &eval, data.train, data.test, options);
+  ASSERT_TRUE(plain.ok) << plain.error;
+  EXPECT_EQ(plain.log.find('\r'), std::string::npos);
+  // The permanent lines are the same, timings aside.
+  std::regex timing(R"(\d+\.\d\d s  [\d,]+ samples/s)");
+  EXPECT_EQ(std::regex_replace(withoutProgress(shown.log), timing, "T"),
+            std::regex_replace(plain.log, timing, "T"));
+}
+
 } // namespace

@@ -1,0 +1,136 @@
+//===- runtime/Gzip.cpp - Reading files that may be gzipped ---------------===//
+//
+// zlib's inflate directly rather than gzread: gzread reads a non-gzip file
+// transparently but also reports a truncated .gz file as a short, clean
+// end of file, and its errors carry no position.  Inflating ourselves lets
+// every failure say what went wrong and where.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/Gzip.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <fmt/format.h>
+#include <memory>
+#include <zlib.h>
+
+namespace gradc::rt {
+namespace {
+
+/// The raw bytes of `path`.
+bool readFile(const std::string &path, std::string &bytes, std::string &error) {
+  std::unique_ptr<FILE, int (*)(FILE *)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) {
+    error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));
+    return false;
+  }
+  bytes.clear();
+  char buffer[1 << 16];
+  for (;;) {
+    size_t n = std::fread(buffer, 1, sizeof buffer, file.get());
+    bytes.append(buffer, n);
+    if (n < sizeof buffer)
+      break;
+  }
+  if (std::ferror(file.get())) {
+    error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+bool startsWithGzipMagic(const std::string &bytes, size_t at) {
+  return bytes.size() >= at + 2 && static_cast<unsigned char>(bytes[at]) == 0x1f &&
+         static_cast<unsigned char>(bytes[at + 1]) == 0x8b;
+}
+
+/// Inflates every gzip member of `in` into `out`.
+bool gunzip(const std::string &path, const std::string &in, std::string &out, std::string &error) {
+  // The last four bytes of a single-member file hold its size mod 2^32: a
+  // good first guess, bounded so that a corrupt trailer cannot make us
+  // allocate gigabytes up front.
+  constexpr size_t kMaxRatioGuess = 64, kMinGuess = 1 << 16;
+  size_t guess = 0;
+  if (in.size() >= 4)
+    for (int i = 3; i >= 0; --i)
+      guess = guess << 8 | static_cast<unsigned char>(in[in.size() - 4 + i]);
+  guess = std::clamp(guess, kMinGuess, std::max(kMinGuess, in.size() * kMaxRatioGuess));
+  out.assign(guess, '\0');
+
+  z_stream zs{};
+  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) { // 16: expect a gzip wrapper
+    error = fmt::format("cannot read '{}': zlib failed to start", path);
+    return false;
+  }
+  std::unique_ptr<z_stream, int (*)(z_stream *)> guard(&zs, &inflateEnd);
+  size_t inPos = 0, outPos = 0;
+  for (;;) {
+    if (outPos == out.size())
+      out.resize(out.size() * 2);
+    // zlib counts in uInt: feed at most 1 GiB per call.
+    constexpr size_t kChunk = size_t(1) << 30;
+    size_t inAvail = std::min(in.size() - inPos, kChunk);
+    size_t outAvail = std::min(out.size() - outPos, kChunk);
+    zs.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(in.data() + inPos));
+    zs.avail_in = static_cast<uInt>(inAvail);
+    zs.next_out = reinterpret_cast<Bytef *>(out.data() + outPos);
+    zs.avail_out = static_cast<uInt>(outAvail);
+    int status = inflate(&zs, Z_NO_FLUSH);
+    inPos += inAvail - zs.avail_in;
+    outPos += outAvail - zs.avail_out;
+    if (status == Z_STREAM_END) {
+      if (inPos == in.size())
+        break;
+      if (startsWithGzipMagic(in, inPos)) { // another member follows
+        inflateReset(&zs);
+        continue;
+      }
+      // gzip -d accepts zero padding after the last member (tapes, some
+      // download tools); anything else means a damaged or mislabelled file.
+      if (std::all_of(in.begin() + ptrdiff_t(inPos), in.end(), [](char c) { return c == 0; }))
+        break;
+      error = fmt::format("cannot read '{}': {} bytes of trailing garbage after the gzip data "
+                          "(at byte {})",
+                          path, in.size() - inPos, inPos);
+      return false;
+    }
+    if (status == Z_OK || status == Z_BUF_ERROR) {
+      // Progress is still possible unless all input is consumed and zlib
+      // had room to write: then the stream stops before its end.
+      if (inPos == in.size() && outPos < out.size()) {
+        error = fmt::format("cannot read '{}': the gzip data ends early (after {} compressed and "
+                            "{} uncompressed bytes): the file is truncated",
+                            path, in.size(), outPos);
+        return false;
+      }
+      continue;
+    }
+    error = fmt::format("cannot read '{}': corrupt gzip data near compressed byte {} ({})", path,
+                        inPos, zs.msg ? zs.msg : zError(status));
+    return false;
+  }
+  out.resize(outPos);
+  return true;
+}
+
+} // namespace
+
+bool readMaybeGzipped(const std::string &path, std::string &bytes, std::string &error,
+                      bool *wasGzipped) {
+  std::string raw;
+  if (!readFile(path, raw, error))
+    return false;
+  bool gzipped = startsWithGzipMagic(raw, 0);
+  if (wasGzipped)
+    *wasGzipped = gzipped;
+  if (!gzipped) {
+    bytes = std::move(raw);
+    return true;
+  }
+  return gunzip(path, raw, bytes, error);
+}
+
+} // namespace gradc::rt

@@ -1,0 +1,22 @@
+//===- runtime/Gzip.h - Reading files that may be gzipped -------*- C++ -*-===//
+//
+// Data sets come as .gz as often as not (MNIST, Fashion-MNIST, CSV dumps).
+// A file is gzipped when it starts with the gzip magic 1f 8b; then it is
+// inflated with zlib (every member of a multi-member file, as gzip -d
+// does), else it is returned as it is.  The file name does not matter.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <string>
+
+namespace gradc::rt {
+
+/// The content of `path`, decompressed when it starts with the gzip magic.
+/// Returns false and sets `error` (naming the file) when it cannot be read
+/// or its gzip data is corrupt or truncated.  `wasGzipped` (may be null)
+/// says whether it was.
+bool readMaybeGzipped(const std::string &path, std::string &bytes, std::string &error,
+                      bool *wasGzipped = nullptr);
+
+} // namespace gradc::rt
