@@ -46,6 +46,18 @@ bool loadModel(const std::string &path, const ModelOptions &options, bool parseO
   return model.forward != nullptr && ir::verify(*model.forward, diags);
 }
 
+std::unique_ptr<ir::Graph> elaborateWithBatch(const LoadedModel &model, const ModelOptions &options,
+                                              int64_t batch, Diagnostics &diags) {
+  frontend::ElaborateOptions elaborateOptions;
+  elaborateOptions.batch = batch;
+  elaborateOptions.model = options.model;
+  std::unique_ptr<ir::Graph> forward = frontend::elaborate(*model.ast, elaborateOptions, diags);
+  if (!forward || !ir::verify(*forward, diags))
+    return nullptr;
+  forward->optimizer = model.forward->optimizer; // --clip-grad-norm and friends
+  return forward;
+}
+
 std::unique_ptr<ir::Graph> buildStage(const ir::Graph &forward, GraphStage stage,
                                       Diagnostics &diags, const passes::PipelineOptions &options) {
   std::vector<std::string> names;

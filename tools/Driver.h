@@ -36,6 +36,11 @@ ModelOptions modelOptions(const po::variables_map &values);
 bool loadModel(const std::string &path, const ModelOptions &options, bool parseOnly,
                SourceManager &sources, Diagnostics &diags, LoadedModel &model);
 
+/// The model's forward graph elaborated again with another batch size (the
+/// tail kernels of a data set the batch does not divide).
+std::unique_ptr<ir::Graph> elaborateWithBatch(const LoadedModel &model, const ModelOptions &options,
+                                              int64_t batch, Diagnostics &diags);
+
 /// The graphs gradc compiles from a forward graph.
 enum class GraphStage {
   Backward,  ///< dropout, l2, autodiff: the objective and its gradients as derived
