@@ -41,8 +41,8 @@ struct MemoryPlan {
 /// AVX-512 loads).
 inline constexpr int64_t kArenaAlignment = 64;
 
-/// Plans the arena for `graph` in program order: first fit into the
-/// free space of values whose last use has passed.
+/// Plans the arena for `graph`: first fit in program order or greedy by
+/// size, whichever needs the smaller arena.
 MemoryPlan planMemory(const ir::Graph &graph);
 
 } // namespace gradc::passes

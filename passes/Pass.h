@@ -66,7 +66,7 @@ bool runPipeline(ir::Graph &graph, std::span<const std::string> passNames, Diagn
 /// The standard pipelines behind `gradc show --stage=...`.
 std::vector<std::string> trainPipeline();     ///< dropout, l2, autodiff, optimizer
 std::vector<std::string> gradientPipeline();  ///< dropout, l2, autodiff (no update)
-std::vector<std::string> optimizePipeline();  ///< simplify
+std::vector<std::string> optimizePipeline();  ///< simplify, recompute-masks
 std::vector<std::string> inferencePipeline(); ///< dropout-infer, simplify
 
 /// Splits "a,b,c" into names (empty pieces dropped).

@@ -603,6 +603,7 @@ private:
   /// losses of its steps so far (set up only with options.diagnose).
   std::optional<Snapshot> snapshot_;
   std::vector<float> recordedLoss_;
+  std::string observerReport_; ///< what the observer has to say after a step
 };
 
 bool TrainingRun::setUp(std::string &error) {
@@ -788,7 +789,18 @@ bool TrainingRun::run(std::vector<EpochStats> *history, std::string &error) {
     double lossSum = 0, objectiveSum = 0;
     int64_t done = 0;
     for (int64_t call = 0; call < trainPass_.calls(); ++call, ++globalStep) {
+      if (options_.observer)
+        options_.observer->beforeStep(epoch, globalStep, *trainPass_.feedOf(call).kernel);
       Feed &feed = runStep(call, globalStep, epoch);
+      if (options_.observer) {
+        observerReport_.clear();
+        options_.observer->afterStep(epoch, globalStep, *feed.kernel, observerReport_);
+        if (!observerReport_.empty() && options_.log) {
+          progress.finishEpoch();
+          *options_.log << observerReport_;
+          options_.log->flush();
+        }
+      }
       const float loss = *feed.loss;
       const float objective = feed.objective ? *feed.objective : loss;
       if (!std::isfinite(loss) || !std::isfinite(objective)) {

@@ -93,6 +93,19 @@ enum class ProgressMode {
 
 struct StepReplay;
 
+/// Watches training steps (runtime/Health.h: gradc train --health).  The
+/// trainer calls beforeStep and afterStep around every step, with the
+/// kernel that runs it (the step or its tail) and its ctx; text that
+/// afterStep appends to `report` goes to the log, after the progress line
+/// is erased.  Called on the training thread, never concurrently.
+class StepObserver {
+public:
+  virtual ~StepObserver() = default;
+  virtual void beforeStep(int64_t epoch, uint64_t step, const KernelSpec &kernel) = 0;
+  virtual void afterStep(int64_t epoch, uint64_t step, const KernelSpec &kernel,
+                         std::string &report) = 0;
+};
+
 struct TrainOptions {
   int64_t epochs = 10;
   uint64_t seed = 1; ///< ctx.seed (dropout) and the shuffle key
@@ -130,6 +143,9 @@ struct TrainOptions {
   /// that step started from (see the file comment); returns text to append
   /// to the error.  Empty: no snapshot, no replay.
   std::function<std::string(const StepReplay &)> diagnose;
+
+  /// Called around every training step; null: none.  Not owned.
+  StepObserver *observer = nullptr;
 };
 
 /// The exact situation before a step whose loss or objective was not

@@ -2,6 +2,7 @@
 #include "tools/Driver.h"
 #include "ir/Verifier.h"
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <iostream>
 
@@ -69,7 +70,10 @@ std::unique_ptr<ir::Graph> buildStage(const ir::Graph &forward, GraphStage stage
     names = passes::trainPipeline();
     break;
   case GraphStage::Optimized:
+  case GraphStage::Watched:
     names = passes::trainPipeline();
+    if (stage == GraphStage::Watched) // after autodiff, before the optimizer consumes grad.*
+      names.insert(std::find(names.begin(), names.end(), "optimizer"), "health");
     for (const std::string &name : passes::optimizePipeline())
       names.push_back(name);
     break;

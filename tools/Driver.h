@@ -46,6 +46,7 @@ enum class GraphStage {
   Backward,  ///< dropout, l2, autodiff: the objective and its gradients as derived
   Train,     ///< dropout, l2, autodiff, optimizer: the training step as derived
   Optimized, ///< Train, then simplify: what codegen compiles
+  Watched,   ///< Optimized with the health pass: gradients and activations as results
   Gradient,  ///< dropout, l2, autodiff, simplify: objective and gradients (gradcheck)
   Inference, ///< dropout as identity, simplify: prediction and loss (eval)
 };

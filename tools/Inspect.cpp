@@ -120,7 +120,12 @@ int showMemory(const LoadedModel &model, const po::variables_map &values, Source
   std::unique_ptr<ir::Graph> infer = buildStage(*model.forward, GraphStage::Inference, diags);
   if (!train || !infer)
     return 1;
-  printMemoryReport(*train, std::cout);
+  // The same step without recompute-masks, for the saving it makes.
+  std::unique_ptr<ir::Graph> storing = buildStage(*model.forward, GraphStage::Train, diags);
+  if (!storing || !passes::runPipeline(*storing, std::vector<std::string>{"simplify"}, diags))
+    return 1;
+  bool hasMasks = !storing->nodesOfKind(ir::OpKind::DropoutMask).empty();
+  printMemoryReport(*train, std::cout, hasMasks ? storing.get() : nullptr);
   std::cout << '\n';
   printMemoryReport(*infer, std::cout);
   if (model.forward->batch == 0)

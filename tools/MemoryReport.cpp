@@ -57,7 +57,8 @@ MemorySummary summarizeMemory(const ir::Graph &graph) {
   return summary;
 }
 
-void printMemoryReport(const ir::Graph &graph, std::ostream &out) {
+void printMemoryReport(const ir::Graph &graph, std::ostream &out,
+                       const ir::Graph *storingMasks) {
   passes::MemoryPlan plan = passes::planMemory(graph);
   const auto &nodes = graph.nodes();
   out << fmt::format("memory plan of @{} ({}): {} ops\n", graph.name, ir::graphKindName(graph.kind),
@@ -73,7 +74,9 @@ void printMemoryReport(const ir::Graph &graph, std::ostream &out) {
     bool kept = node->phase == ir::Phase::Forward && nodes[p.lastUse]->phase != ir::Phase::Forward;
     std::string note = kept ? "kept for backward" : "";
     if (node->is(ir::OpKind::DropoutMask))
-      note += std::string(note.empty() ? "" : "; ") + "dropout mask (recomputable from its key)";
+      note += std::string(note.empty() ? "" : "; ") +
+              (node->phase == ir::Phase::Forward ? "dropout mask"
+                                                 : "dropout mask drawn again for backward");
     out << fmt::format("  {:<28} {:>12} {:>10} {:>5}-{:<5}  {}\n", "%" + node->name, p.bytes,
                        p.offset, p.firstDef, p.lastUse, note);
   }
@@ -84,6 +87,14 @@ void printMemoryReport(const ir::Graph &graph, std::ostream &out) {
                      bytesStr(summary.lowerBoundBytes), bytesStr(summary.noReuseBytes));
   out << fmt::format("  forward values kept alive for the backward pass: {}\n",
                      bytesStr(summary.keptForBackwardBytes));
+  if (storingMasks) {
+    MemorySummary stored = summarizeMemory(*storingMasks);
+    out << fmt::format("  dropout masks drawn again in the backward pass instead of kept: "
+                       "forward values kept {} instead of {}; peak {} instead of {}\n",
+                       bytesStr(summary.keptForBackwardBytes),
+                       bytesStr(stored.keptForBackwardBytes), bytesStr(summary.arenaBytes),
+                       bytesStr(stored.arenaBytes));
+  }
   out << fmt::format("  caller buffers (inputs, parameters, state, results): {}\n",
                      bytesStr(external));
 }

@@ -19,6 +19,9 @@ struct MemorySummary {
 
 MemorySummary summarizeMemory(const ir::Graph &graph);
 /// Every arena buffer with bytes, offset and live range, then the summary.
-void printMemoryReport(const ir::Graph &graph, std::ostream &out);
+/// `storingMasks`, when given, is the same step with its dropout masks kept
+/// alive from forward to backward: the report then states the saving.
+void printMemoryReport(const ir::Graph &graph, std::ostream &out,
+                       const ir::Graph *storingMasks = nullptr);
 
 } // namespace gradc::tool

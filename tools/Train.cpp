@@ -10,6 +10,7 @@
 #include "codegen/Codegen.h"
 #include "ir/Printer.h"
 #include "runtime/Checkpoint.h"
+#include "runtime/Health.h"
 #include "runtime/Trainer.h"
 #include "tools/Commands.h"
 #include "tools/Driver.h"
@@ -70,6 +71,9 @@ int runTrain(const std::vector<std::string> &args) {
   options.add_options()(
       "clip-grad-norm", po::value<double>(),
       "scale the gradients so their global norm is at most this (overrides the train section)")(
+      "health", po::value<int64_t>(),
+      "every N steps print per parameter the norms of weights, gradient and update, and per "
+      "layer the mean and std of activations; warn about vanishing or exploding gradients")(
       "diagnose", po::value<bool>()->default_value(true),
       "when the loss goes NaN or Inf, replay the step in the reference interpreter and name "
       "the first bad value (costs one copy of the weights per epoch)");
@@ -106,12 +110,17 @@ int runTrain(const std::vector<std::string> &args) {
     model.forward->optimizer.clipGradNorm = clip;
   }
 
+  int64_t healthInterval = values.count("health") ? values["health"].as<int64_t>() : 0;
+  if (values.count("health") && healthInterval < 1)
+    return fail(fmt::format("--health must be a number of steps >= 1, got {}", healthInterval));
+  const GraphStage stepStage = healthInterval > 0 ? GraphStage::Watched : GraphStage::Optimized;
+
   auto compileStart = Clock::now();
   std::unique_ptr<codegen::Jit> jit = codegen::Jit::create({}, error);
   if (!jit)
     return fail(error);
   rt::KernelSpec step, eval, stepTail, evalTail;
-  if (!compileKernel(*jit, *model.forward, GraphStage::Optimized, "train_step", diags, step) ||
+  if (!compileKernel(*jit, *model.forward, stepStage, "train_step", diags, step) ||
       !compileKernel(*jit, *model.forward, GraphStage::Inference, "eval", diags, eval))
     return 1;
   double compileMs = millisecondsSince(compileStart);
@@ -130,7 +139,7 @@ int runTrain(const std::vector<std::string> &args) {
   if (int64_t tail = trainer::tailBatch(split.train.size, step.batch); tail > 0) {
     const ir::Graph *forward = forwardFor(model, modelFlags, tail, tailForwards, diags);
     if (!forward ||
-        !compileKernel(*jit, *forward, GraphStage::Optimized, "train_step_tail", diags, stepTail))
+        !compileKernel(*jit, *forward, stepStage, "train_step_tail", diags, stepTail))
       return 1;
     kernels.stepTail = &stepTail;
   }
@@ -161,6 +170,18 @@ int runTrain(const std::vector<std::string> &args) {
             << fmt::format("; JIT {:.0f} ms\n", compileMs);
 
   rt::TensorStore store(trainOptions.seed);
+  std::unique_ptr<rt::HealthMonitor> health;
+  if (healthInterval > 0) {
+    for (const rt::KernelSpec *kernel : {kernels.step, kernels.stepTail})
+      if (kernel && !store.addKernel(*kernel, error))
+        return fail(error);
+    health = std::make_unique<rt::HealthMonitor>(
+        store, std::vector<const rt::KernelSpec *>{kernels.step, kernels.stepTail}, healthInterval,
+        error);
+    if (!health->valid())
+      return fail(error);
+    trainOptions.observer = health.get();
+  }
   std::vector<rt::EpochStats> history;
   if (!rt::train(kernels, store, split.train, split.test, trainOptions, &history, error))
     return fail(error);
