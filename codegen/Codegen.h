@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace gradc::ir {
 class Graph;
@@ -42,6 +43,21 @@ bool emitLLVMIR(const ir::Graph &graph, const std::string &kernelName,
 bool emitAssembly(const ir::Graph &graph, const std::string &kernelName,
                   const CodegenOptions &options, std::string &out, std::string &error);
 
+/// Where compile time goes, summed over the kernels a Jit compiled.
+struct CompileTimes {
+  double lowerMs = 0;       ///< ir::Graph to LLVM IR
+  double optimizeMs = 0;    ///< LLVM's optimisation pipeline
+  double machineCodeMs = 0; ///< instruction selection to executable code
+  int kernels = 0;
+};
+
+/// One kernel to compile: `graph` as `name`, its signature into `*spec`.
+struct KernelRequest {
+  const ir::Graph *graph = nullptr;
+  std::string name;
+  rt::KernelSpec *spec = nullptr;
+};
+
 /// An in-process compiler: each added graph becomes a callable kernel that
 /// stays valid as long as the Jit lives.
 class Jit {
@@ -52,6 +68,14 @@ public:
   /// Compiles `graph` as `kernelName`; fills `spec` (with fn set).
   bool addKernel(const ir::Graph &graph, const std::string &kernelName, rt::KernelSpec &spec,
                  std::string &error);
+
+  /// Compiles several kernels at once, in parallel on all cores.  Their
+  /// symbols (kernelSymbol) must differ.
+  bool addKernels(const std::vector<KernelRequest> &requests, std::string &error);
+
+  /// Compile time so far.  With parallel compilation the phases are summed
+  /// over threads (CPU time), so they may add up to more than the wall time.
+  const CompileTimes &times() const;
 
 private:
   Jit();

@@ -2,10 +2,11 @@
 //
 // A thin wrapper in the manner of LLVM's BuildingAJIT chapter 1: an LLJIT
 // for the host, the process's symbols (libc's memcpy, the runtime's
-// gradc_parallel_for) visible to generated code, and one JITDylib per added
-// kernel so the same graph may be compiled twice under its own symbol.
-// Modules are optimised with the same pipeline as the printed IR before
-// they are handed to the JIT, which then only selects instructions.
+// gradc_parallel_for) visible to generated code, and one JITDylib per call
+// of addKernels so the same graph may be compiled twice under its own
+// symbol.  Each kernel is lowered, optimised with the same pipeline as the
+// printed IR and compiled to an object on its own thread; ORC then only
+// links the objects.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/Codegen.h"
@@ -24,7 +25,14 @@
 #include <llvm/TargetParser/Host.h>
 #include <llvm/TargetParser/SubtargetFeature.h>
 
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/Support/MemoryBuffer.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include <atomic>
+#include <chrono>
 #include <fmt/format.h>
+#include <thread>
 
 namespace gradc::codegen {
 
@@ -35,6 +43,7 @@ struct Jit::Impl {
   std::unique_ptr<orc::LLJIT> jit;
   std::unique_ptr<TargetMachine> machine; ///< for the optimisation pipeline
   int kernels = 0;
+  CompileTimes times;
 };
 
 Jit::Jit() : impl_(std::make_unique<Impl>()) {}
@@ -108,35 +117,127 @@ std::unique_ptr<Jit> Jit::create(const CodegenOptions &options, std::string &err
   return result;
 }
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double millisecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+/// One kernel taken from a graph to a relocatable object in memory, on
+/// whichever thread runs it: its own LLVMContext and TargetMachine, so
+/// kernels compile in parallel.
+struct KernelJob {
+  const KernelRequest *request = nullptr;
+  KernelLayout layout;
+  std::string symbol;
+  SmallString<0> object;
+  std::string error;
+  CompileTimes times;
+};
+
+void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
+  auto start = Clock::now();
+  std::unique_ptr<TargetMachine> machine = createTargetMachine(options, job.error);
+  if (!machine)
+    return;
+  LLVMContext context;
+  std::unique_ptr<Module> module =
+      buildKernelModule(*job.request->graph, job.request->name, context, job.layout, job.error);
+  if (!module)
+    return;
+  configureModule(*module, *machine);
+  job.times.lowerMs = millisecondsSince(start);
+  start = Clock::now();
+  optimizeModule(*module, *machine, options.optLevel);
+  job.times.optimizeMs = millisecondsSince(start);
+  start = Clock::now();
+  raw_svector_ostream os(job.object);
+  legacy::PassManager codegen;
+  if (machine->addPassesToEmitFile(codegen, os, nullptr, CodeGenFileType::ObjectFile)) {
+    job.error = "the target cannot emit object code";
+    return;
+  }
+  codegen.run(*module);
+  job.times.machineCodeMs = millisecondsSince(start);
+}
+
+} // namespace
+
 bool Jit::addKernel(const ir::Graph &graph, const std::string &kernelName, rt::KernelSpec &spec,
                     std::string &error) {
-  auto context = std::make_unique<LLVMContext>();
-  KernelLayout layout;
-  std::unique_ptr<Module> module = buildKernelModule(graph, kernelName, *context, layout, error);
-  if (!module)
-    return false;
-  configureModule(*module, *impl_->machine);
-  optimizeModule(*module, *impl_->machine, impl_->options.optLevel);
+  return addKernels({{&graph, kernelName, &spec}}, error);
+}
 
-  std::string symbol = kernelSymbol(graph, kernelName);
-  auto dylib = impl_->jit->createJITDylib(fmt::format("{}#{}", symbol, impl_->kernels++));
+bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &error) {
+  // Lowering, optimisation and instruction selection of each kernel are
+  // independent: one job per kernel, as many threads as cores.  The result
+  // does not depend on the thread count: each job is the same
+  // deterministic compilation wherever it runs.
+  std::vector<KernelJob> jobs(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    jobs[i].request = &requests[i];
+    jobs[i].symbol = kernelSymbol(*requests[i].graph, requests[i].name);
+    for (size_t j = 0; j < i; ++j)
+      if (jobs[j].symbol == jobs[i].symbol) {
+        error = fmt::format("two kernels named {} in one addKernels call", jobs[i].symbol);
+        return false;
+      }
+  }
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < jobs.size(); i = next++)
+      compileKernelJob(jobs[i], impl_->options);
+  };
+  size_t threads = std::min<size_t>(jobs.size(), std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t)
+    helpers.emplace_back(work);
+  work();
+  for (std::thread &helper : helpers)
+    helper.join();
+
+  CompileTimes &times = impl_->times;
+  for (KernelJob &job : jobs) {
+    if (!job.error.empty()) {
+      error = job.error;
+      return false;
+    }
+    times.lowerMs += job.times.lowerMs;
+    times.optimizeMs += job.times.optimizeMs;
+    times.machineCodeMs += job.times.machineCodeMs;
+  }
+  // One JITDylib per call, so the same graph may be compiled again later
+  // under the same symbol.
+  auto start = Clock::now();
+  auto dylib = impl_->jit->createJITDylib(fmt::format("kernels#{}", impl_->kernels++));
   if (!dylib) {
     error = toString(dylib.takeError());
     return false;
   }
-  if (Error e = impl_->jit->addIRModule(
-          *dylib, orc::ThreadSafeModule(std::move(module), std::move(context)))) {
-    error = "cannot add kernel " + symbol + " to the JIT: " + toString(std::move(e));
-    return false;
+  for (KernelJob &job : jobs) {
+    auto buffer = MemoryBuffer::getMemBufferCopy(StringRef(job.object.data(), job.object.size()),
+                                                 job.symbol);
+    if (Error e = impl_->jit->addObjectFile(*dylib, std::move(buffer))) {
+      error = "cannot add kernel " + job.symbol + " to the JIT: " + toString(std::move(e));
+      return false;
+    }
   }
-  auto address = impl_->jit->lookup(*dylib, symbol);
-  if (!address) {
-    error = "cannot compile kernel " + symbol + ": " + toString(address.takeError());
-    return false;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    auto address = impl_->jit->lookup(*dylib, jobs[i].symbol);
+    if (!address) {
+      error = "cannot link kernel " + jobs[i].symbol + ": " + toString(address.takeError());
+      return false;
+    }
+    *requests[i].spec = jobs[i].layout.spec;
+    requests[i].spec->fn = address->toPtr<gradc_kernel_fn>();
   }
-  spec = layout.spec;
-  spec.fn = address->toPtr<gradc_kernel_fn>();
+  times.machineCodeMs += millisecondsSince(start); // linking
+  times.kernels += int(jobs.size());
   return true;
 }
+
+const CompileTimes &Jit::times() const { return impl_->times; }
 
 } // namespace gradc::codegen

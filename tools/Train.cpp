@@ -22,6 +22,7 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <iostream>
+#include <thread>
 
 namespace gradc::tool {
 
@@ -33,18 +34,47 @@ double millisecondsSince(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
+/// Milliseconds spent in the graph passes of KernelBatch::add.
+double passesMs = 0;
+
+/// Kernels to compile together (in parallel): each is a stage of a
+/// forward graph, run through the passes when added.
+class KernelBatch {
+public:
+  bool add(const ir::Graph &forward, GraphStage stage, const std::string &name,
+           rt::KernelSpec &spec, Diagnostics &diags) {
+    auto start = Clock::now();
+    std::unique_ptr<ir::Graph> graph = buildStage(forward, stage, diags);
+    passesMs += millisecondsSince(start);
+    if (!graph)
+      return false;
+    // The signature now, the code in compile(): data can be checked
+    // against the model before anything is compiled.
+    spec = codegen::describeKernel(*graph, name);
+    requests_.push_back({graph.get(), name, &spec});
+    graphs_.push_back(std::move(graph));
+    return true;
+  }
+  bool compile(codegen::Jit &jit) {
+    std::string error;
+    if (!requests_.empty() && !jit.addKernels(requests_, error)) {
+      fail(error);
+      return false;
+    }
+    requests_.clear();
+    return true;
+  }
+
+private:
+  std::vector<std::unique_ptr<ir::Graph>> graphs_;
+  std::vector<codegen::KernelRequest> requests_;
+};
+
 /// Compiles the stage `stage` of `forward` as kernel `name` into `spec`.
 bool compileKernel(codegen::Jit &jit, const ir::Graph &forward, GraphStage stage,
                    const std::string &name, Diagnostics &diags, rt::KernelSpec &spec) {
-  std::unique_ptr<ir::Graph> graph = buildStage(forward, stage, diags);
-  if (!graph)
-    return false;
-  std::string error;
-  if (!jit.addKernel(*graph, name, spec, error)) {
-    fail(error);
-    return false;
-  }
-  return true;
+  KernelBatch batch;
+  return batch.add(forward, stage, name, spec, diags) && batch.compile(jit);
 }
 
 /// The forward graph for `batch` examples: the model's own, or one
@@ -74,6 +104,9 @@ int runTrain(const std::vector<std::string> &args) {
       "health", po::value<int64_t>(),
       "every N steps print per parameter the norms of weights, gradient and update, and per "
       "layer the mean and std of activations; warn about vanishing or exploding gradients")(
+      "time-report", po::bool_switch(),
+      "print where the time went: parsing, graph passes, LLVM IR, LLVM optimisation, machine "
+      "code, data loading, training")(
       "diagnose", po::value<bool>()->default_value(true),
       "when the loss goes NaN or Inf, replay the step in the reference interpreter and name "
       "the first bad value (costs one copy of the weights per epoch)");
@@ -85,8 +118,10 @@ int runTrain(const std::vector<std::string> &args) {
   Diagnostics diags(&sources);
   LoadedModel model;
   ModelOptions modelFlags = modelOptions(values);
+  auto runStart = Clock::now();
   if (!loadModel(values["file"].as<std::string>(), modelFlags, false, sources, diags, model))
     return 1;
+  const double parseMs = millisecondsSince(runStart);
   // Flags override the model's train section, which overrides the defaults.
   const frontend::TrainSettings &settings = model.settings;
   trainer::TrainDefaults defaults;
@@ -115,42 +150,44 @@ int runTrain(const std::vector<std::string> &args) {
     return fail(fmt::format("--health must be a number of steps >= 1, got {}", healthInterval));
   const GraphStage stepStage = healthInterval > 0 ? GraphStage::Watched : GraphStage::Optimized;
 
-  auto compileStart = Clock::now();
-  std::unique_ptr<codegen::Jit> jit = codegen::Jit::create({}, error);
-  if (!jit)
-    return fail(error);
+  // The kernels' signatures first, to check the data against; then every
+  // kernel, tails included, compiled at once on all cores.
   rt::KernelSpec step, eval, stepTail, evalTail;
-  if (!compileKernel(*jit, *model.forward, stepStage, "train_step", diags, step) ||
-      !compileKernel(*jit, *model.forward, GraphStage::Inference, "eval", diags, eval))
+  KernelBatch batch;
+  if (!batch.add(*model.forward, stepStage, "train_step", step, diags) ||
+      !batch.add(*model.forward, GraphStage::Inference, "eval", eval, diags))
     return 1;
-  double compileMs = millisecondsSince(compileStart);
-
   rt::DataShape shape;
   rt::TrainTestSplit split;
+  auto dataStart = Clock::now();
   if (!rt::dataShapeOf(step, &eval, shape, error) ||
       !trainer::loadDataSource(source, shape, split, error))
     return fail(error);
+  const double dataMs = millisecondsSince(dataStart);
 
   // Static shapes: the examples left over by the batch get kernels of
   // their own, compiled for exactly that many.
   std::vector<std::unique_ptr<ir::Graph>> tailForwards;
   rt::TrainKernels kernels{&step, nullptr, &eval, nullptr};
-  auto tailStart = Clock::now();
   if (int64_t tail = trainer::tailBatch(split.train.size, step.batch); tail > 0) {
     const ir::Graph *forward = forwardFor(model, modelFlags, tail, tailForwards, diags);
-    if (!forward ||
-        !compileKernel(*jit, *forward, stepStage, "train_step_tail", diags, stepTail))
+    if (!forward || !batch.add(*forward, stepStage, "train_step_tail", stepTail, diags))
       return 1;
     kernels.stepTail = &stepTail;
   }
   if (int64_t tail = trainer::tailBatch(split.test.size, eval.batch); tail > 0) {
     const ir::Graph *forward = forwardFor(model, modelFlags, tail, tailForwards, diags);
-    if (!forward ||
-        !compileKernel(*jit, *forward, GraphStage::Inference, "eval_tail", diags, evalTail))
+    if (!forward || !batch.add(*forward, GraphStage::Inference, "eval_tail", evalTail, diags))
       return 1;
     kernels.evalTail = &evalTail;
   }
-  compileMs += millisecondsSince(tailStart);
+  auto compileStart = Clock::now();
+  std::unique_ptr<codegen::Jit> jit = codegen::Jit::create({}, error);
+  if (!jit)
+    return fail(error);
+  if (!batch.compile(*jit))
+    return 1;
+  const double compileMs = millisecondsSince(compileStart) + passesMs;
 
   if (values["diagnose"].as<bool>())
     trainOptions.diagnose = [&](const rt::StepReplay &replay) {
@@ -183,8 +220,26 @@ int runTrain(const std::vector<std::string> &args) {
     trainOptions.observer = health.get();
   }
   std::vector<rt::EpochStats> history;
+  auto trainStart = Clock::now();
   if (!rt::train(kernels, store, split.train, split.test, trainOptions, &history, error))
     return fail(error);
+  if (values["time-report"].as<bool>()) {
+    const codegen::CompileTimes &times = jit->times();
+    double trainMs = millisecondsSince(trainStart), totalMs = millisecondsSince(runStart);
+    auto row = [&](const char *what, double ms) {
+      return fmt::format("  {:<34} {:>10.1f} ms {:>6.1f}%\n", what, ms, 100 * ms / totalMs);
+    };
+    std::cout << fmt::format("time report ({} kernels compiled on {} threads; LLVM phases are "
+                             "CPU time summed over threads):\n",
+                             times.kernels, std::min<unsigned>(times.kernels, std::max(1u, std::thread::hardware_concurrency())))
+              << row("parse and elaborate", parseMs) << row("graph passes", passesMs)
+              << row("LLVM IR generation", times.lowerMs)
+              << row("LLVM optimisation", times.optimizeMs)
+              << row("machine code", times.machineCodeMs)
+              << row("  JIT total (wall)", compileMs)
+              << row("data loading", dataMs)
+              << row("training and evaluation", trainMs) << row("total", totalMs);
+  }
   return 0;
 }
 
