@@ -117,12 +117,15 @@ void HealthMonitor::afterStep(int64_t epoch, uint64_t step, const KernelSpec &ke
   for (Param &param : params_) {
     const double grad = norm(param.gradOf[size_t(k)], param.numel);
     const double weight = norm(param.value, param.numel);
-    // Exploding: against the smallest norm of the previous window.
+    // Exploding: against the median norm of the previous window, not its
+    // smallest, so that one step with an almost-zero gradient (a batch
+    // whose units are all dropped, say) does not make the next look like an
+    // explosion.
     const int64_t window = std::min<int64_t>(param.seen, kExplodingWindow);
-    double smallest = 0;
-    for (int64_t i = 0; i < window; ++i)
-      smallest = i == 0 ? param.recent[size_t(i)] : std::min(smallest, param.recent[size_t(i)]);
-    param.growth = window == kExplodingWindow && smallest > 0 ? grad / smallest : 0;
+    std::array<double, kExplodingWindow> sorted = param.recent;
+    std::sort(sorted.begin(), sorted.begin() + window);
+    const double typical = window > 0 ? sorted[size_t(window / 2)] : 0;
+    param.growth = window == kExplodingWindow && typical > 0 ? grad / typical : 0;
     param.recent[size_t(param.seen % kExplodingWindow)] = grad;
     ++param.seen;
     param.vanishing = weight > 0 && grad < kVanishingRatio * weight;
@@ -136,8 +139,8 @@ void HealthMonitor::afterStep(int64_t epoch, uint64_t step, const KernelSpec &ke
     const bool exploding = param.growth > kExplodingGrowth;
     if (exploding && !param.warnedExploding) {
       report += fmt::format("warning: step {}: the gradient of {} is exploding: |grad| grew {:.0f}x "
-                            "within {} steps ({:.3g} -> {:.3g})\n",
-                            step + 1, param.name, param.growth, kExplodingWindow, smallest, grad);
+                            "over the median of the last {} steps ({:.3g} -> {:.3g})\n",
+                            step + 1, param.name, param.growth, kExplodingWindow, typical, grad);
       param.warnedExploding = true;
       ++warnings_;
     }

@@ -6,8 +6,9 @@
 // standard deviation of the activations.  After every step it checks each
 // gradient and warns, naming the parameter, when
 //   - the gradient's norm is below 1e-7 of its weight's (vanishing), or
-//   - the gradient's norm grew more than 100x over the last 10 steps
-//     (exploding: the current norm against the smallest of the 10 before).
+//   - the gradient's norm grew more than 100x within 10 steps (exploding:
+//     the current norm against the median of the 10 before; the median,
+//     not the minimum, so one near-zero gradient does not count).
 // Each warning is printed the first time it fires for a parameter; the
 // periodic table marks every parameter that is in that state now.
 //
