@@ -110,7 +110,7 @@ struct Binding {
 
 /// A built-in function of the language.
 struct Builtin {
-  enum class Kind { Unary, Binary, Identity, Dropout, Reduce, SquaredError, Loss };
+  enum class Kind { Unary, Binary, Identity, Dropout, Reduce, SquaredError, Loss, Flatten, Reshape };
   std::string_view name;
   Kind kind;
   std::optional<OpKind> op; ///< none for the identity
@@ -135,6 +135,10 @@ const std::vector<Builtin> &builtins() {
       {"sum", K::Reduce, OpKind::Sum, {"x", "axis"}, 1},
       {"mean", K::Reduce, OpKind::Mean, {"x", "axis"}, 1},
       {"max", K::Reduce, OpKind::Max, {"x", "axis"}, 1},
+      // Everything but the batch dimension into one: [B, 28, 28] -> [B, 784].
+      {"flatten", K::Flatten, OpKind::Reshape, {"x"}, 1},
+      // reshape(x, 4, -1): up to four dimensions, one of them -1 (inferred).
+      {"reshape", K::Reshape, OpKind::Reshape, {"x", "d0", "d1", "d2", "d3"}, 2},
       {"squared_error", K::SquaredError, OpKind::SquaredError, {"prediction", "target"}, 2},
       // Mean over the batch of -log softmax(logits)[label]; labels are i32.
       {"cross_entropy", K::Loss, OpKind::CrossEntropy, {"logits", "labels"}, 2},
@@ -1079,6 +1083,78 @@ Value Elaborator::callBuiltin(const Builtin &builtin, const CallExpr &call, std:
         attrs.axes.push_back(axis);
     }
     return createOp(*builtin.op, {x}, attrs, call.loc, call.length, name);
+  }
+  case Builtin::Kind::Flatten:
+  case Builtin::Kind::Reshape: {
+    Value x = requireData(elaborate(first), first);
+    if (x.isPoison())
+      return x;
+    Node *node = materialize(x);
+    if (!node)
+      return Value::poison();
+    const ir::Shape &from = node->type.shape;
+    ir::Shape to;
+    if (builtin.kind == Builtin::Kind::Flatten) {
+      // Keep a leading batch dimension; a value without one flattens whole.
+      bool batched = batch_ && !from.empty() && from[0] == *batch_ && from.size() >= 2;
+      int64_t rest = 1;
+      for (size_t i = batched ? 1 : 0; i < from.size(); ++i)
+        rest *= from[i];
+      if (batched)
+        to.push_back(from[0]);
+      to.push_back(rest);
+    } else {
+      int64_t known = 1, inferred = -1;
+      for (size_t i = 1; i < args->size() && (*args)[i]; ++i) {
+        const Expr &dimExpr = *(*args)[i];
+        std::optional<double> dim = requireNumber(dimExpr, "a dimension of 'reshape'");
+        if (!dim)
+          return Value::poison();
+        bool infer = *dim == -1;
+        if (!infer && (std::floor(*dim) != *dim || *dim < 1)) {
+          error(dimExpr.loc,
+                fmt::format("a dimension of 'reshape' must be a positive integer or -1 (inferred), "
+                            "got {}",
+                            ir::formatNumber(*dim)),
+                dimExpr.length);
+          return Value::poison();
+        }
+        if (infer && inferred >= 0) {
+          error(dimExpr.loc, "'reshape' can infer only one dimension (-1)", dimExpr.length);
+          return Value::poison();
+        }
+        if (infer)
+          inferred = static_cast<int64_t>(to.size());
+        else
+          known *= static_cast<int64_t>(*dim);
+        to.push_back(infer ? 1 : static_cast<int64_t>(*dim));
+      }
+      int64_t count = node->type.numel();
+      if (inferred >= 0) {
+        if (count % known != 0) {
+          error(call.loc,
+                fmt::format("'reshape' cannot infer a dimension: {} elements of {} are not a "
+                            "multiple of {}",
+                            count, node->type.str(), known),
+                call.length);
+          return Value::poison();
+        }
+        to[static_cast<size_t>(inferred)] = count / known;
+      }
+    }
+    ir::Type declared = node->type;
+    declared.shape = to;
+    const ir::Type *operandTypes[] = {&node->type};
+    ir::TypeResult result = ir::inferType(OpKind::Reshape, operandTypes, attrs, &declared);
+    if (!result.type) {
+      error(call.loc, result.error, call.length);
+      return Value::poison();
+    }
+    if (to == from) // nothing to do: keep the value (and its name)
+      return x;
+    std::string nodeName = name.empty() ? scope().prefix + "reshape" : std::string(name);
+    return Value::tensor(
+        createNode(OpKind::Reshape, {node}, std::move(*result.type), attrs, nodeName, call.loc));
   }
   case Builtin::Kind::SquaredError: {
     const Expr &target = *(*args)[1];
