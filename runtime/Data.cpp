@@ -5,6 +5,8 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/Data.h"
+
+#include <cstring>
 #include "runtime/Random.h"
 
 #include <algorithm>
@@ -50,6 +52,22 @@ std::vector<double> normals(int64_t n, double stddev, uint64_t seed, SyntheticSt
 int64_t Dataset::featureSize() const { return product(featureDims); }
 int64_t Dataset::targetSize() const { return product(targetDims); }
 
+void Dataset::copyFeatures(int64_t example, float *to) const {
+  const int64_t n = featureSize();
+  if (!byteFeatures) {
+    std::memcpy(to, &features[size_t(example * n)], size_t(n) * sizeof(float));
+    return;
+  }
+  const uint8_t *from = &featureBytes[size_t(example * n)];
+  for (int64_t j = 0; j < n; ++j)
+    to[j] = byteValues[from[j]];
+}
+
+float Dataset::feature(int64_t example, int64_t j) const {
+  const size_t at = size_t(example * featureSize() + j);
+  return byteFeatures ? byteValues[featureBytes[at]] : features[at];
+}
+
 std::string Dataset::check() const {
   if (size < 0)
     return fmt::format("the data set has a negative size {}", size);
@@ -59,7 +77,9 @@ std::string Dataset::check() const {
     return fmt::format("the data set has {} examples of {} {} each but {} {} in all", size,
                        perExample, what, actual, what);
   };
-  if (std::string e = expect("features", features.size(), featureSize()); !e.empty())
+  if (std::string e = byteFeatures ? expect("byte features", featureBytes.size(), featureSize())
+                                   : expect("features", features.size(), featureSize());
+      !e.empty())
     return e;
   if (intTargets)
     return expect("int targets", targetsI.size(), targetSize());
@@ -133,9 +153,15 @@ Dataset sliceDataset(const Dataset &data, int64_t begin, int64_t end) {
   slice.featureDims = data.featureDims;
   slice.targetDims = data.targetDims;
   slice.intTargets = data.intTargets;
+  slice.byteFeatures = data.byteFeatures;
+  slice.byteValues = data.byteValues;
   slice.description = fmt::format("{} [examples {}..{})", data.description, begin, end);
   int64_t fs = data.featureSize(), ts = data.targetSize();
-  slice.features.assign(data.features.begin() + begin * fs, data.features.begin() + end * fs);
+  if (data.byteFeatures)
+    slice.featureBytes.assign(data.featureBytes.begin() + begin * fs,
+                              data.featureBytes.begin() + end * fs);
+  else
+    slice.features.assign(data.features.begin() + begin * fs, data.features.begin() + end * fs);
   if (data.intTargets)
     slice.targetsI.assign(data.targetsI.begin() + begin * ts, data.targetsI.begin() + end * ts);
   else

@@ -93,11 +93,13 @@ bool loadIdx(const std::string &imagesPath, const std::string &labelsPath, Datas
   data.targetDims = {};
   data.intTargets = true;
   const auto *pixels = reinterpret_cast<const unsigned char *>(images.data()) + 16;
-  data.features.resize(images.size() - 16);
-  // Division, not multiplication by 1/255: pixel / 255 is the correctly
-  // rounded value, the same as PyTorch's ToTensor().
-  for (size_t i = 0; i < data.features.size(); ++i)
-    data.features[i] = float(pixels[i]) / 255.0f;
+  // Kept as bytes; a feature is byteValues[pixel] = pixel / 255 (division,
+  // not multiplication by 1/255: the correctly rounded value, the same as
+  // PyTorch's ToTensor()).
+  data.byteFeatures = true;
+  data.featureBytes.assign(pixels, pixels + (images.size() - 16));
+  for (int v = 0; v < 256; ++v)
+    data.byteValues[size_t(v)] = float(v) / 255.0f;
   const auto *classes = reinterpret_cast<const unsigned char *>(labels.data()) + 8;
   data.targetsI.assign(classes, classes + data.size);
   data.description =

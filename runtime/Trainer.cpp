@@ -208,14 +208,12 @@ bool prepareFeed(const KernelSpec &kernel, const Dataset &data, const char *what
 /// Copies examples order[first, first + examplesPerCall) (or first,
 /// first + 1, ... when order is null) into the kernel's input and target.
 void loadExamples(Feed &feed, const Dataset &data, const int64_t *order, int64_t first) {
-  const size_t featureBytes = feed.featureSize * sizeof(float);
   const size_t targetBytes = feed.targetSize * sizeof(float); // i32 has the same size
   static_assert(sizeof(float) == sizeof(int32_t));
   auto *target = static_cast<char *>(feed.target);
   for (int64_t slot = 0; slot < feed.examplesPerCall; ++slot) {
     int64_t example = order ? order[first + slot] : first + slot;
-    std::memcpy(feed.input + slot * feed.featureSize, &data.features[example * feed.featureSize],
-                featureBytes);
+    data.copyFeatures(example, feed.input + slot * feed.featureSize);
     const void *source = data.intTargets
                              ? static_cast<const void *>(&data.targetsI[example * feed.targetSize])
                              : static_cast<const void *>(&data.targetsF[example * feed.targetSize]);

@@ -50,9 +50,9 @@ TEST(Idx, ReadsPlainAndGzippedFiles) {
     EXPECT_EQ(data.size, 2);
     EXPECT_EQ(data.featureDims, std::vector<int64_t>{6});
     EXPECT_TRUE(data.intTargets);
-    EXPECT_FLOAT_EQ(data.features[0], 250.0f / 255.0f); // pixels scaled to [0, 1]
-    EXPECT_FLOAT_EQ(data.features[5], 255.0f / 255.0f);
-    EXPECT_FLOAT_EQ(data.features[6], 0.0f); // 256 wraps to 0
+    EXPECT_FLOAT_EQ(data.feature(0, 0), 250.0f / 255.0f); // pixels scaled to [0, 1]
+    EXPECT_FLOAT_EQ(data.feature(0, 5), 255.0f / 255.0f);
+    EXPECT_FLOAT_EQ(data.feature(1, 0), 0.0f); // 256 wraps to 0
     EXPECT_EQ(data.targetsI, (std::vector<int32_t>{7, 8}));
   }
 }
@@ -193,8 +193,11 @@ TEST(Idx, LoadsFashionMnistWhenInstalled) {
     }
     for (int64_t count : perClass) // Fashion-MNIST is balanced
       EXPECT_EQ(count, set->size / 10);
-    for (float pixel : set->features)
+    ASSERT_EQ(int64_t(set->featureBytes.size()), set->size * 784);
+    for (uint8_t byte : set->featureBytes) {
+      float pixel = set->byteValues[byte];
       ASSERT_TRUE(pixel >= 0.0f && pixel <= 1.0f) << pixel;
+    }
   }
   // The model check the CLI runs: 784 features, labels in [0, 10).
   DataShape shape{"x", 784, "y", true, 1, 10};
