@@ -9,4 +9,6 @@ scripts/install-deps.sh build run
 scripts/build.sh run
 mkdir -p out
 build/bin/gradc train examples/lecture.grad --epochs=20 --seed=1 --lr=0.005 --metrics=out/lecture.csv
-build/bin/gradc train examples/fashion_mlp.grad --data=fashion-mnist --metrics=out/fashion.csv
+build/bin/gradc train examples/fashion_mlp.grad --data=fashion-mnist --metrics=out/fashion.csv \
+  --save=out/fashion.safetensors --time-report
+build/bin/gradc eval examples/fashion_mlp.grad --weights=out/fashion.safetensors --data=fashion-mnist
