@@ -24,6 +24,9 @@ struct CodegenOptions {
   std::string cpu = "host"; ///< "host" or an LLVM CPU name ("x86-64-v3")
   std::string triple;       ///< empty: the host's
   int optLevel = 3;         ///< 0..3, LLVM's -O level
+  /// The Jit keeps compiled objects here, keyed by a hash of the kernel's
+  /// unoptimised IR, target and options; empty: no cache.
+  std::string cacheDir;
 };
 
 /// The C symbol of a kernel: "gradc_<graph name>_<kernel name>".
@@ -49,6 +52,7 @@ struct CompileTimes {
   double optimizeMs = 0;    ///< LLVM's optimisation pipeline
   double machineCodeMs = 0; ///< instruction selection to executable code
   int kernels = 0;
+  int cached = 0; ///< kernels whose object came from the cache
 };
 
 /// One kernel to compile: `graph` as `name`, its signature into `*spec`.

@@ -25,7 +25,14 @@
 #include <llvm/TargetParser/Host.h>
 #include <llvm/TargetParser/SubtargetFeature.h>
 
+#include <llvm/Config/llvm-config.h>
 #include <llvm/IR/LegacyPassManager.h>
+#include <llvm/Object/ObjectFile.h>
+#include <llvm/Support/FileSystem.h>
+#include <llvm/Support/Path.h>
+#include <llvm/Support/Process.h>
+#include <llvm/Support/SHA256.h>
+#include <llvm/ADT/StringExtras.h>
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/raw_ostream.h>
 
@@ -137,6 +144,63 @@ struct KernelJob {
   CompileTimes times;
 };
 
+/// The cache file of a module: SHA-256 of everything that decides its
+/// object code (the unoptimised IR, target, CPU, features, -O level, LLVM
+/// version), so a hit is the object a compilation would produce.
+std::string cachePath(const std::string &dir, const Module &module, const TargetMachine &machine,
+                      int optLevel) {
+  std::string text;
+  raw_string_ostream os(text);
+  module.print(os, nullptr);
+  os << "\n" << machine.getTargetTriple().str() << "\n"
+     << machine.getTargetCPU() << "\n"
+     << machine.getTargetFeatureString() << "\n"
+     << optLevel << "\n"
+     << LLVM_VERSION_STRING << "\n";
+  os.flush();
+  SHA256 hash;
+  hash.update(text);
+  return fmt::format("{}/{}.o", dir, toHex(hash.final(), /*LowerCase=*/true));
+}
+
+/// A cached object if there is a readable, well-formed one.
+bool readCachedObject(const std::string &path, SmallString<0> &object) {
+  auto buffer = MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+  if (!buffer)
+    return false;
+  auto parsed = object::ObjectFile::createObjectFile((*buffer)->getMemBufferRef());
+  if (!parsed) {
+    consumeError(parsed.takeError());
+    return false; // damaged: compile again and overwrite it
+  }
+  object.assign((*buffer)->getBufferStart(), (*buffer)->getBufferEnd());
+  return true;
+}
+
+/// Stores an object under `path` through a temporary file and a rename, so
+/// a concurrent reader sees the whole file or none.  Best effort: a cache
+/// that cannot be written is only slower.
+void writeCachedObject(const std::string &path, const SmallString<0> &object) {
+  std::error_code ec = sys::fs::create_directories(sys::path::parent_path(path));
+  if (ec)
+    return;
+  std::string temporary = fmt::format("{}.tmp-{}", path, sys::Process::getProcessId());
+  {
+    raw_fd_ostream out(temporary, ec, sys::fs::OF_None);
+    if (ec)
+      return;
+    out.write(object.data(), object.size());
+    out.close();
+    if (out.has_error()) {
+      out.clear_error();
+      sys::fs::remove(temporary);
+      return;
+    }
+  }
+  if (sys::fs::rename(temporary, path))
+    sys::fs::remove(temporary);
+}
+
 void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
   auto start = Clock::now();
   std::unique_ptr<TargetMachine> machine = createTargetMachine(options, job.error);
@@ -148,7 +212,13 @@ void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
   if (!module)
     return;
   configureModule(*module, *machine);
+  std::string cached =
+      options.cacheDir.empty() ? "" : cachePath(options.cacheDir, *module, *machine, options.optLevel);
   job.times.lowerMs = millisecondsSince(start);
+  if (!cached.empty() && readCachedObject(cached, job.object)) {
+    ++job.times.cached;
+    return;
+  }
   start = Clock::now();
   optimizeModule(*module, *machine, options.optLevel);
   job.times.optimizeMs = millisecondsSince(start);
@@ -161,6 +231,8 @@ void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
   }
   codegen.run(*module);
   job.times.machineCodeMs = millisecondsSince(start);
+  if (!cached.empty())
+    writeCachedObject(cached, job.object);
 }
 
 } // namespace
@@ -207,6 +279,7 @@ bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &er
     times.lowerMs += job.times.lowerMs;
     times.optimizeMs += job.times.optimizeMs;
     times.machineCodeMs += job.times.machineCodeMs;
+    times.cached += job.times.cached;
   }
   // One JITDylib per call, so the same graph may be compiled again later
   // under the same symbol.

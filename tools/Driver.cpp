@@ -3,6 +3,8 @@
 #include "ir/Verifier.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <sys/stat.h>
 #include <fmt/format.h>
 #include <iostream>
 
@@ -21,6 +23,26 @@ ModelOptions modelOptions(const po::variables_map &values) {
   if (values.count("model"))
     options.model = values["model"].as<std::string>();
   return options;
+}
+
+std::string kernelCacheDir() {
+  std::string root;
+  if (const char *dir = std::getenv("GRADC_CACHE_DIR"))
+    root = std::string_view(dir) == "off" ? "" : dir;
+  else if (const char *xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    root = std::string(xdg) + "/gradc/kernels";
+  else if (const char *home = std::getenv("HOME"); home && *home)
+    root = std::string(home) + "/.cache/gradc/kernels";
+  if (root.empty())
+    return root;
+  // One directory per build of gradc: the cache key covers the kernel's
+  // LLVM IR and the target, not the optimisation pipeline, which a rebuilt
+  // gradc may have changed.
+  struct stat self;
+  if (::stat("/proc/self/exe", &self) != 0)
+    return "";
+  return fmt::format("{}/{:x}-{:x}", root, uint64_t(self.st_size),
+                     uint64_t(self.st_mtim.tv_sec) * 1000000000ull + uint64_t(self.st_mtim.tv_nsec));
 }
 
 int fail(const std::string &message) {

@@ -58,4 +58,10 @@ std::unique_ptr<ir::Graph> buildStage(const ir::Graph &forward, GraphStage stage
 /// Prints "gradc: error: <message>" and returns exit status 1.
 int fail(const std::string &message);
 
+/// Where the JIT keeps compiled kernels between runs: a directory per build
+/// of gradc under $GRADC_CACHE_DIR, else $XDG_CACHE_HOME/gradc/kernels,
+/// else ~/.cache/gradc/kernels; empty (no cache) when GRADC_CACHE_DIR is
+/// "off" or no home is known.
+std::string kernelCacheDir();
+
 } // namespace gradc::tool

@@ -179,6 +179,7 @@ int runGradcheck(const std::vector<std::string> &args) {
 
   // f32: the JIT.
   codegen::CodegenOptions codegenOptions;
+  codegenOptions.cacheDir = kernelCacheDir();
   std::unique_ptr<codegen::Jit> jit = codegen::Jit::create(codegenOptions, error);
   if (!jit)
     return fail(error);

@@ -182,7 +182,9 @@ int runTrain(const std::vector<std::string> &args) {
     kernels.evalTail = &evalTail;
   }
   auto compileStart = Clock::now();
-  std::unique_ptr<codegen::Jit> jit = codegen::Jit::create({}, error);
+  codegen::CodegenOptions codegenOptions;
+  codegenOptions.cacheDir = kernelCacheDir();
+  std::unique_ptr<codegen::Jit> jit = codegen::Jit::create(codegenOptions, error);
   if (!jit)
     return fail(error);
   if (!batch.compile(*jit))
@@ -229,9 +231,11 @@ int runTrain(const std::vector<std::string> &args) {
     auto row = [&](const char *what, double ms) {
       return fmt::format("  {:<34} {:>10.1f} ms {:>6.1f}%\n", what, ms, 100 * ms / totalMs);
     };
-    std::cout << fmt::format("time report ({} kernels compiled on {} threads; LLVM phases are "
-                             "CPU time summed over threads):\n",
-                             times.kernels, std::min<unsigned>(times.kernels, std::max(1u, std::thread::hardware_concurrency())))
+    std::cout << fmt::format("time report ({} kernels, {} from the kernel cache, compiled on {} "
+                             "threads; LLVM phases are CPU time summed over threads):\n",
+                             times.kernels, times.cached,
+                             std::min<unsigned>(times.kernels,
+                                                std::max(1u, std::thread::hardware_concurrency())))
               << row("parse and elaborate", parseMs) << row("graph passes", passesMs)
               << row("LLVM IR generation", times.lowerMs)
               << row("LLVM optimisation", times.optimizeMs)
@@ -268,7 +272,9 @@ int runEval(const std::vector<std::string> &args) {
   trainer::DataSource source;
   if (!trainer::dataSourceFrom(values, values["seed"].as<uint64_t>(), source, error))
     return fail(error);
-  std::unique_ptr<codegen::Jit> jit = codegen::Jit::create({}, error);
+  codegen::CodegenOptions codegenOptions;
+  codegenOptions.cacheDir = kernelCacheDir();
+  std::unique_ptr<codegen::Jit> jit = codegen::Jit::create(codegenOptions, error);
   if (!jit)
     return fail(error);
   rt::KernelSpec eval, evalTail;

@@ -14,6 +14,9 @@ config.substitutions.append(("%gradc", os.path.join(config.gradc_bin_dir, "gradc
 config.substitutions.append(("%examples", os.path.join(config.gradc_source_dir, "examples")))
 config.substitutions.append(("%python", config.python))
 config.substitutions.append(("FileCheck", config.filecheck))
+# Compiled kernels are cached between runs (tools/Driver.h); the tests keep
+# theirs in the build tree, not in the user's home.
+config.environment["GRADC_CACHE_DIR"] = os.path.join(config.test_exec_root, "kernel-cache")
 # `not` inverts an exit status; lit's internal shell provides it.
 config.environment["PATH"] = os.pathsep.join(
     [config.gradc_bin_dir, "/usr/lib/llvm-19/bin", config.environment.get("PATH", "")])
