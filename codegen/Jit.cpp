@@ -25,15 +25,15 @@
 #include <llvm/TargetParser/Host.h>
 #include <llvm/TargetParser/SubtargetFeature.h>
 
+#include <llvm/ADT/StringExtras.h>
 #include <llvm/Config/llvm-config.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/Object/ObjectFile.h>
 #include <llvm/Support/FileSystem.h>
+#include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/Path.h>
 #include <llvm/Support/Process.h>
 #include <llvm/Support/SHA256.h>
-#include <llvm/ADT/StringExtras.h>
-#include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/raw_ostream.h>
 
 #include <atomic>
@@ -152,7 +152,8 @@ std::string cachePath(const std::string &dir, const Module &module, const Target
   std::string text;
   raw_string_ostream os(text);
   module.print(os, nullptr);
-  os << "\n" << machine.getTargetTriple().str() << "\n"
+  os << "\n"
+     << machine.getTargetTriple().str() << "\n"
      << machine.getTargetCPU() << "\n"
      << machine.getTargetFeatureString() << "\n"
      << optLevel << "\n"
@@ -212,8 +213,9 @@ void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
   if (!module)
     return;
   configureModule(*module, *machine);
-  std::string cached =
-      options.cacheDir.empty() ? "" : cachePath(options.cacheDir, *module, *machine, options.optLevel);
+  std::string cached = options.cacheDir.empty()
+                           ? ""
+                           : cachePath(options.cacheDir, *module, *machine, options.optLevel);
   job.times.lowerMs = millisecondsSince(start);
   if (!cached.empty() && readCachedObject(cached, job.object)) {
     ++job.times.cached;
@@ -290,8 +292,8 @@ bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &er
     return false;
   }
   for (KernelJob &job : jobs) {
-    auto buffer = MemoryBuffer::getMemBufferCopy(StringRef(job.object.data(), job.object.size()),
-                                                 job.symbol);
+    auto buffer =
+        MemoryBuffer::getMemBufferCopy(StringRef(job.object.data(), job.object.size()), job.symbol);
     if (Error e = impl_->jit->addObjectFile(*dylib, std::move(buffer))) {
       error = "cannot add kernel " + job.symbol + " to the JIT: " + toString(std::move(e));
       return false;

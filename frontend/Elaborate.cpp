@@ -110,7 +110,17 @@ struct Binding {
 
 /// A built-in function of the language.
 struct Builtin {
-  enum class Kind { Unary, Binary, Identity, Dropout, Reduce, SquaredError, Loss, Flatten, Reshape };
+  enum class Kind {
+    Unary,
+    Binary,
+    Identity,
+    Dropout,
+    Reduce,
+    SquaredError,
+    Loss,
+    Flatten,
+    Reshape
+  };
   std::string_view name;
   Kind kind;
   std::optional<OpKind> op; ///< none for the identity

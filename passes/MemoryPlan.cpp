@@ -102,10 +102,10 @@ static int64_t placeBySize(MemoryPlan &plan) {
   for (BufferPlacement &p : plan.buffers)
     if (!p.external)
       order.push_back(&p);
-  std::stable_sort(order.begin(), order.end(), [](const BufferPlacement *a,
-                                                  const BufferPlacement *b) {
-    return slotBytes(*a) > slotBytes(*b);
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [](const BufferPlacement *a, const BufferPlacement *b) {
+                     return slotBytes(*a) > slotBytes(*b);
+                   });
   int64_t arenaBytes = 0;
   std::vector<const BufferPlacement *> placed, conflicts;
   for (BufferPlacement *p : order) {
@@ -113,10 +113,9 @@ static int64_t placeBySize(MemoryPlan &plan) {
     for (const BufferPlacement *q : placed)
       if (overlapInTime(*p, *q))
         conflicts.push_back(q);
-    std::sort(conflicts.begin(), conflicts.end(),
-              [](const BufferPlacement *a, const BufferPlacement *b) {
-                return a->offset < b->offset;
-              });
+    std::sort(
+        conflicts.begin(), conflicts.end(),
+        [](const BufferPlacement *a, const BufferPlacement *b) { return a->offset < b->offset; });
     const int64_t size = slotBytes(*p);
     int64_t offset = 0;
     for (const BufferPlacement *q : conflicts) {

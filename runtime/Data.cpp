@@ -6,8 +6,8 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/Data.h"
 
-#include <cstring>
 #include "runtime/Random.h"
+#include <cstring>
 
 #include <algorithm>
 #include <cmath>

@@ -33,9 +33,9 @@ struct Dataset {
   bool byteFeatures = false;
   std::vector<uint8_t> featureBytes;
   std::array<float, 256> byteValues{};
-  std::vector<float> targetsF;      ///< size * targetSize() when !intTargets
-  std::vector<int32_t> targetsI;    ///< size * targetSize() when intTargets
-  std::string description;          ///< one line for logs: where the data came from
+  std::vector<float> targetsF;   ///< size * targetSize() when !intTargets
+  std::vector<int32_t> targetsI; ///< size * targetSize() when intTargets
+  std::string description;       ///< one line for logs: where the data came from
 
   /// Elements per example: the product of featureDims (1 for {}).
   int64_t featureSize() const;

@@ -110,9 +110,9 @@ void HealthMonitor::afterStep(int64_t epoch, uint64_t step, const KernelSpec &ke
   const bool reporting = (step + 1) % uint64_t(interval_) == 0;
   std::string table;
   if (reporting) {
-    table += fmt::format("health at step {} (epoch {})\n  {:<{}}  {:>11}  {:>11}  {:>11}  {:>11}\n",
-                         step + 1, epoch, "param", nameWidth_, "|W|", "|grad|", "|update|",
-                         "update/W");
+    table +=
+        fmt::format("health at step {} (epoch {})\n  {:<{}}  {:>11}  {:>11}  {:>11}  {:>11}\n",
+                    step + 1, epoch, "param", nameWidth_, "|W|", "|grad|", "|update|", "update/W");
   }
   for (Param &param : params_) {
     const double grad = norm(param.gradOf[size_t(k)], param.numel);
@@ -138,9 +138,10 @@ void HealthMonitor::afterStep(int64_t epoch, uint64_t step, const KernelSpec &ke
     }
     const bool exploding = param.growth > kExplodingGrowth;
     if (exploding && !param.warnedExploding) {
-      report += fmt::format("warning: step {}: the gradient of {} is exploding: |grad| grew {:.0f}x "
-                            "over the median of the last {} steps ({:.3g} -> {:.3g})\n",
-                            step + 1, param.name, param.growth, kExplodingWindow, typical, grad);
+      report +=
+          fmt::format("warning: step {}: the gradient of {} is exploding: |grad| grew {:.0f}x "
+                      "over the median of the last {} steps ({:.3g} -> {:.3g})\n",
+                      step + 1, param.name, param.growth, kExplodingWindow, typical, grad);
       param.warnedExploding = true;
       ++warnings_;
     }
@@ -149,9 +150,9 @@ void HealthMonitor::afterStep(int64_t epoch, uint64_t step, const KernelSpec &ke
       std::string flags = param.vanishing ? "  vanishing" : "";
       if (exploding)
         flags += fmt::format("  exploding ({:.0f}x)", param.growth);
-      table += fmt::format("  {:<{}}  {:>11.4e}  {:>11.4e}  {:>11.4e}  {:>11.4e}{}\n", param.name,
-                           nameWidth_, weight, grad, update, weight > 0 ? update / weight : 0.0,
-                           flags);
+      table +=
+          fmt::format("  {:<{}}  {:>11.4e}  {:>11.4e}  {:>11.4e}  {:>11.4e}{}\n", param.name,
+                      nameWidth_, weight, grad, update, weight > 0 ? update / weight : 0.0, flags);
     }
   }
   if (!reporting)
@@ -173,8 +174,8 @@ void HealthMonitor::afterStep(int64_t epoch, uint64_t step, const KernelSpec &ke
     }
     const double mean = sum / double(n);
     const double variance = std::max(0.0, squares / double(n) - mean * mean);
-    table += fmt::format("  {:<{}}  {:>11.4e}  {:>11.4e}  {:>10.1f}%\n", act.name, nameWidth_,
-                         mean, std::sqrt(variance), 100.0 * double(zeros) / double(n));
+    table += fmt::format("  {:<{}}  {:>11.4e}  {:>11.4e}  {:>10.1f}%\n", act.name, nameWidth_, mean,
+                         std::sqrt(variance), 100.0 * double(zeros) / double(n));
   }
   report += table;
 }

@@ -58,8 +58,8 @@ private:
     std::string name;
     float *value = nullptr;
     int64_t numel = 0;
-    std::vector<const float *> gradOf; ///< per kernel, its health.grad buffer
-    std::vector<float> before;         ///< the value before a report step
+    std::vector<const float *> gradOf;             ///< per kernel, its health.grad buffer
+    std::vector<float> before;                     ///< the value before a report step
     std::array<double, kExplodingWindow> recent{}; ///< gradient norms of the last steps
     int64_t seen = 0;                              ///< steps recorded in `recent`
     bool warnedVanishing = false, warnedExploding = false;

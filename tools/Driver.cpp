@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <sys/stat.h>
 #include <fmt/format.h>
 #include <iostream>
+#include <sys/stat.h>
 
 namespace gradc::tool {
 
@@ -42,7 +42,8 @@ std::string kernelCacheDir() {
   if (::stat("/proc/self/exe", &self) != 0)
     return "";
   return fmt::format("{}/{:x}-{:x}", root, uint64_t(self.st_size),
-                     uint64_t(self.st_mtim.tv_sec) * 1000000000ull + uint64_t(self.st_mtim.tv_nsec));
+                     uint64_t(self.st_mtim.tv_sec) * 1000000000ull +
+                         uint64_t(self.st_mtim.tv_nsec));
 }
 
 int fail(const std::string &message) {

@@ -57,8 +57,7 @@ MemorySummary summarizeMemory(const ir::Graph &graph) {
   return summary;
 }
 
-void printMemoryReport(const ir::Graph &graph, std::ostream &out,
-                       const ir::Graph *storingMasks) {
+void printMemoryReport(const ir::Graph &graph, std::ostream &out, const ir::Graph *storingMasks) {
   passes::MemoryPlan plan = passes::planMemory(graph);
   const auto &nodes = graph.nodes();
   out << fmt::format("memory plan of @{} ({}): {} ops\n", graph.name, ir::graphKindName(graph.kind),

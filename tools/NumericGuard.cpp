@@ -109,8 +109,8 @@ std::string diagnoseStep(const ir::Graph &graph, const SourceManager &sources,
   }
   out += fmt::format("first value to go bad (reference interpreter, in double; beyond float "
                      "range counts as bad):\n  %{} = {} ({}), {}: {}",
-                     first->name, first->mnemonic(), ir::phaseName(first->phase),
-                     first->type.str(), summarize(interp.value(first)));
+                     first->name, first->mnemonic(), ir::phaseName(first->phase), first->type.str(),
+                     summarize(interp.value(first)));
   if (first->gradOf)
     out += fmt::format("\n  the gradient with respect to %{}", first->gradOf->name);
   const ir::Node &source = first->gradOf ? *first->gradOf : *first;
@@ -119,8 +119,9 @@ std::string diagnoseStep(const ir::Graph &graph, const SourceManager &sources,
   for (const ir::Node *operand : first->operands)
     if (operand->hasResult())
       out += fmt::format("\n  operand %{}: {}", operand->name,
-                         summarize(operand->isLeaf() && before.count(operand) ? before.at(operand)
-                                                                          : interp.value(operand)));
+                         summarize(operand->isLeaf() && before.count(operand)
+                                       ? before.at(operand)
+                                       : interp.value(operand)));
   // The parameters the bad value reaches: those with a gradient term
   // (a value whose gradOf is the parameter) that goes bad.
   std::vector<std::string> params;

@@ -194,9 +194,9 @@ int runTrain(const std::vector<std::string> &args) {
   if (values["diagnose"].as<bool>())
     trainOptions.diagnose = [&](const rt::StepReplay &replay) {
       const ir::Graph *forward =
-          replay.kernel == &step ? model.forward.get()
-                                 : forwardFor(model, modelFlags, replay.kernel->batch,
-                                              tailForwards, diags);
+          replay.kernel == &step
+              ? model.forward.get()
+              : forwardFor(model, modelFlags, replay.kernel->batch, tailForwards, diags);
       std::unique_ptr<ir::Graph> train =
           forward ? buildStage(*forward, GraphStage::Train, diags) : nullptr;
       return train ? diagnoseStep(*train, sources, replay)
@@ -239,10 +239,9 @@ int runTrain(const std::vector<std::string> &args) {
               << row("parse and elaborate", parseMs) << row("graph passes", passesMs)
               << row("LLVM IR generation", times.lowerMs)
               << row("LLVM optimisation", times.optimizeMs)
-              << row("machine code", times.machineCodeMs)
-              << row("  JIT total (wall)", compileMs)
-              << row("data loading", dataMs)
-              << row("training and evaluation", trainMs) << row("total", totalMs);
+              << row("machine code", times.machineCodeMs) << row("  JIT total (wall)", compileMs)
+              << row("data loading", dataMs) << row("training and evaluation", trainMs)
+              << row("total", totalMs);
   }
   return 0;
 }

@@ -123,8 +123,8 @@ bool trainOptionsFrom(const po::variables_map &values, const TrainDefaults &defa
   return true;
 }
 
-bool loadDataSource(const DataSource &source, const rt::DataShape &shape,
-                    rt::TrainTestSplit &split, std::string &error) {
+bool loadDataSource(const DataSource &source, const rt::DataShape &shape, rt::TrainTestSplit &split,
+                    std::string &error) {
   const std::string &spec = source.spec;
   if (spec == "synthetic") {
     if (shape.intTargets) {
@@ -160,8 +160,8 @@ bool loadDataSource(const DataSource &source, const rt::DataShape &shape,
       error = "--data=csv: expects TRAIN.csv or TRAIN.csv,TEST.csv";
       return false;
     }
-    if (!rt::loadCsvTrainTest(paths[0], paths.size() == 2 ? paths[1] : std::string(),
-                              source.labels, shape.intTargets, split, error))
+    if (!rt::loadCsvTrainTest(paths[0], paths.size() == 2 ? paths[1] : std::string(), source.labels,
+                              shape.intTargets, split, error))
       return false;
   } else {
     error = fmt::format("unknown data set '{}'; expected synthetic, fashion-mnist, idx:DIR or "

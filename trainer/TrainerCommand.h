@@ -36,7 +36,7 @@ struct TrainDefaults {
 
 /// Where the examples come from: --data, --label, --examples.
 struct DataSource {
-  std::string spec = "synthetic"; ///< synthetic | fashion-mnist | idx:DIR | csv:TRAIN[,TEST]
+  std::string spec = "synthetic";  ///< synthetic | fashion-mnist | idx:DIR | csv:TRAIN[,TEST]
   std::vector<std::string> labels; ///< --label columns, for csv
   int64_t examples = 2000;         ///< size of the synthetic set
   uint64_t seed = 1;               ///< of the synthetic set
@@ -62,8 +62,8 @@ bool trainOptionsFrom(const po::variables_map &values, const TrainDefaults &defa
 /// features per example, the target's kind and size, every class label.
 /// The synthetic set is split 80/20; IDX directories and csv:TRAIN,TEST
 /// have their own test split; csv:TRAIN alone has none.
-bool loadDataSource(const DataSource &source, const rt::DataShape &shape,
-                    rt::TrainTestSplit &split, std::string &error);
+bool loadDataSource(const DataSource &source, const rt::DataShape &shape, rt::TrainTestSplit &split,
+                    std::string &error);
 
 /// The first line of a run: what is trained on what, and how.
 std::string describeRun(const std::string &modelName, const std::string &modelPath,

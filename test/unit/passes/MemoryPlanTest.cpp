@@ -7,8 +7,8 @@
 // exercise both placements.
 //
 //===----------------------------------------------------------------------===//
-#include "ir/Graph.h"
 #include "passes/MemoryPlan.h"
+#include "ir/Graph.h"
 
 #include <algorithm>
 #include <gtest/gtest.h>
@@ -28,13 +28,12 @@ std::unique_ptr<Graph> randomGraph(unsigned seed, int ops) {
   const int64_t widths[] = {1, 3, 16, 100, 1000, 4096};
   std::vector<std::vector<Node *>> chains;
   for (int64_t width : widths)
-    chains.push_back({graph->create(OpKind::Input, {}, Type::f32({width}), {},
-                                    "x" + std::to_string(width))});
+    chains.push_back(
+        {graph->create(OpKind::Input, {}, Type::f32({width}), {}, "x" + std::to_string(width))});
   for (int i = 0; i < ops; ++i) {
     auto &chain = chains[rng() % chains.size()];
     Node *other = chain[rng() % chain.size()];
-    chain.push_back(
-        graph->create(OpKind::Add, {chain.back(), other}, chain.back()->type, {}, "v"));
+    chain.push_back(graph->create(OpKind::Add, {chain.back(), other}, chain.back()->type, {}, "v"));
   }
   Node *loss = nullptr;
   for (auto &chain : chains) {
