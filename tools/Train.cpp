@@ -34,9 +34,6 @@ double millisecondsSince(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-/// Milliseconds spent in the graph passes of KernelBatch::add.
-double passesMs = 0;
-
 /// Kernels to compile together (in parallel): each is a stage of a
 /// forward graph, run through the passes when added.
 class KernelBatch {
@@ -45,7 +42,7 @@ public:
            rt::KernelSpec &spec, Diagnostics &diags) {
     auto start = Clock::now();
     std::unique_ptr<ir::Graph> graph = buildStage(forward, stage, diags);
-    passesMs += millisecondsSince(start);
+    passesMs_ += millisecondsSince(start);
     if (!graph)
       return false;
     // The signature now, the code in compile(): data can be checked
@@ -65,9 +62,13 @@ public:
     return true;
   }
 
+  /// Time spent in the graph passes of add().
+  double passesMs() const { return passesMs_; }
+
 private:
   std::vector<std::unique_ptr<ir::Graph>> graphs_;
   std::vector<codegen::KernelRequest> requests_;
+  double passesMs_ = 0;
 };
 
 /// Compiles the stage `stage` of `forward` as kernel `name` into `spec`.
@@ -189,7 +190,7 @@ int runTrain(const std::vector<std::string> &args) {
     return fail(error);
   if (!batch.compile(*jit))
     return 1;
-  const double compileMs = millisecondsSince(compileStart) + passesMs;
+  const double compileMs = millisecondsSince(compileStart) + batch.passesMs();
 
   if (values["diagnose"].as<bool>())
     trainOptions.diagnose = [&](const rt::StepReplay &replay) {
@@ -236,7 +237,7 @@ int runTrain(const std::vector<std::string> &args) {
                              times.kernels, times.cached,
                              std::min<unsigned>(times.kernels,
                                                 std::max(1u, std::thread::hardware_concurrency())))
-              << row("parse and elaborate", parseMs) << row("graph passes", passesMs)
+              << row("parse and elaborate", parseMs) << row("graph passes", batch.passesMs())
               << row("LLVM IR generation", times.lowerMs)
               << row("LLVM optimisation", times.optimizeMs)
               << row("machine code", times.machineCodeMs) << row("  JIT total (wall)", compileMs)
