@@ -14,5 +14,6 @@ int runOpt(const std::vector<std::string> &args);
 int runGradcheck(const std::vector<std::string> &args);
 int runTrain(const std::vector<std::string> &args);
 int runEval(const std::vector<std::string> &args);
+int runBuild(const std::vector<std::string> &args);
 
 } // namespace gradc::tool

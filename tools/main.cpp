@@ -27,6 +27,8 @@ const Command kCommands[] = {
     {"train", gradc::tool::runTrain, "JIT-compile the training step and train"},
     {"eval", gradc::tool::runEval,
      "loss and accuracy of a checkpoint on a data set, with the inference graph"},
+    {"build", gradc::tool::runBuild,
+     "compile a model ahead of time: object, static library, C header, standalone trainer"},
 };
 
 void printUsage(std::ostream &out) {

@@ -35,3 +35,23 @@ if os.path.exists("/usr/bin/python3") and subprocess.call(
         ["/usr/bin/python3", "-c", "import torch, numpy"], stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL) == 0:
     config.available_features.add("torch")
+
+# Ahead-of-time builds (test/lit/aot): the build tree's libraries, a C and a
+# C++ compiler to build programs against generated headers, and what a C
+# program links besides a model's object.
+gradc_build_dir = os.path.dirname(config.gradc_bin_dir)
+gradc_lib_dir = os.path.join(gradc_build_dir, "lib")
+config.substitutions.append(("%builddir", gradc_build_dir))
+config.substitutions.append(("%libdir", gradc_lib_dir))
+config.substitutions.append(("%srcroot", config.gradc_source_dir))
+config.substitutions.append(("%cc", "cc"))
+config.substitutions.append(("%cxx", "c++"))
+config.substitutions.append(("%runtime_libs", os.path.join(gradc_lib_dir, "libgradc_runtime.a") +
+                             " -lfmt -lz -lstdc++ -lm -pthread"))
+# Debian's LLVM registers every target; check that AArch64 is among them.
+if "aarch64" in subprocess.run(["/usr/lib/llvm-19/bin/llc", "--version"], capture_output=True,
+                               text=True).stdout:
+    config.available_features.add("aarch64-target")
+for tool in ("cmake", "ninja", "file"):
+    if subprocess.call(["sh", "-c", "command -v " + tool], stdout=subprocess.DEVNULL) == 0:
+        config.available_features.add(tool)
