@@ -12,7 +12,7 @@ packages=(build-essential cmake ninja-build ccache pkg-config
 for what in "$@"; do
   case "$what" in
     build) ;;
-    test) packages+=(llvm-19-tools graphviz python3-torch python3-numpy) ;;
+    test) packages+=(llvm-19-tools graphviz python3-torch python3-numpy file) ;;
     run) packages+=(dataset-fashion-mnist) ;;
     *) echo "install-deps.sh: unknown group '$what' (expected build, test or run)" >&2; exit 2 ;;
   esac
