@@ -121,11 +121,13 @@ void HealthMonitor::afterStep(int64_t epoch, uint64_t step, const KernelSpec &ke
     // smallest, so that one step with an almost-zero gradient (a batch
     // whose units are all dropped, say) does not make the next look like an
     // explosion.
-    const int64_t window = std::min<int64_t>(param.seen, kExplodingWindow);
-    std::array<double, kExplodingWindow> sorted = param.recent;
-    std::sort(sorted.begin(), sorted.begin() + window);
-    const double typical = window > 0 ? sorted[size_t(window / 2)] : 0;
-    param.growth = window == kExplodingWindow && typical > 0 ? grad / typical : 0;
+    double typical = 0;
+    if (param.seen >= kExplodingWindow) {
+      std::array<double, kExplodingWindow> sorted = param.recent;
+      std::sort(sorted.begin(), sorted.end());
+      typical = sorted[kExplodingWindow / 2];
+    }
+    param.growth = typical > 0 ? grad / typical : 0;
     param.recent[size_t(param.seen % kExplodingWindow)] = grad;
     ++param.seen;
     param.vanishing = weight > 0 && grad < kVanishingRatio * weight;
