@@ -6,6 +6,9 @@ Xavier-uniform weights and zero biases, cross-entropy loss, SGD with momentum
 0.9, lr 0.05, weight decay 1e-4 on the weights only (gradc's default: biases do
 not decay), batch 128, 15 epochs, last partial batch kept.
 
+--hidden sets the hidden layers (bench/perf.sh runs 128, 256,256 and
+1024,1024 with batches 32, 128 and 256: bench/models/{s,m,l}.grad).
+
 Prints one line per epoch and a final line
   RESULT wall_s=... train_s=... samples_per_s=... test_accuracy=... peak_rss_mb=... threads=...
 that bench/fashion.sh parses.  Run with: python3 bench/pytorch_mlp.py [--threads N] [--epochs N]
@@ -40,6 +43,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--hidden", default="256,256", help="hidden layer sizes, comma-separated")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -49,10 +53,11 @@ def main():
     x_test = torch.from_numpy(read_idx(f"{DATA}/t10k-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32) / 255.0)
     y_test = torch.from_numpy(read_idx(f"{DATA}/t10k-labels-idx1-ubyte.gz").astype(np.int64))
 
-    model = nn.Sequential(
-        nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2),
-        nn.Linear(256, 256), nn.ReLU(), nn.Dropout(0.2),
-        nn.Linear(256, 10))
+    layers, width = [], 784
+    for hidden in (int(h) for h in args.hidden.split(",")):
+        layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(0.2)]
+        width = hidden
+    model = nn.Sequential(*layers, nn.Linear(width, 10))
     for layer in model:
         if isinstance(layer, nn.Linear):
             nn.init.xavier_uniform_(layer.weight)

@@ -2,6 +2,7 @@
 #include "codegen/KernelBuilder.h"
 
 #include <llvm/IR/MDBuilder.h>
+#include <llvm/IR/Module.h>
 
 namespace gradc::codegen {
 
@@ -137,6 +138,88 @@ void KernelBuilder::loop(int64_t tripCount, const std::string &name,
     body(iv);
     return SmallVector<Value *, 2>{};
   });
+}
+
+void KernelBuilder::parallelFor(int64_t tasks, const std::string &name, ArrayRef<Value *> captures,
+                                TaskBody body) {
+  SmallVector<Value *, 8> distinct;
+  for (Value *value : captures)
+    if (std::find(distinct.begin(), distinct.end(), value) == distinct.end())
+      distinct.push_back(value);
+  Function *kernel = function;
+  Function *outlined =
+      Function::Create(FunctionType::get(b.getVoidTy(), {ptr, i64, i64}, false),
+                       GlobalValue::InternalLinkage, kernel->getName() + "." + name, module);
+  outlined->addFnAttr(Attribute::NoUnwind);
+  outlined->getArg(0)->setName("closure");
+  outlined->getArg(1)->setName("begin");
+  outlined->getArg(2)->setName("end");
+  ArrayType *closureType = ArrayType::get(ptr, std::max<size_t>(distinct.size(), 1));
+
+  // The body, built by this same builder pointed at the new function.
+  IRBuilderBase::InsertPoint kernelPoint = b.saveIP();
+  DenseMap<Value *, AccessTags> kernelTags = tags_;
+  function = outlined;
+  b.SetInsertPoint(BasicBlock::Create(context, "entry", outlined));
+  SmallVector<Value *, 8> loaded;
+  for (size_t i = 0; i < distinct.size(); ++i) {
+    LoadInst *pointer =
+        b.CreateLoad(ptr, b.CreateConstInBoundsGEP2_64(closureType, outlined->getArg(0), 0, i),
+                     distinct[i]->getName());
+    pointer->setMetadata(LLVMContext::MD_nonnull, MDNode::get(context, {}));
+    loaded.push_back(pointer);
+  }
+  beginNode(loaded, outlined->getName());
+  SmallVector<Value *, 8> captured;
+  for (Value *value : captures)
+    captured.push_back(
+        loaded[std::find(distinct.begin(), distinct.end(), value) - distinct.begin()]);
+  body(captured, outlined->getArg(1), outlined->getArg(2));
+  b.CreateRetVoid();
+  function = kernel;
+  tags_ = std::move(kernelTags);
+  b.restoreIP(kernelPoint);
+
+  // The call: the closure lives in the kernel's frame.
+  IRBuilder<> entry(&kernel->getEntryBlock(), kernel->getEntryBlock().begin());
+  Value *closure = entry.CreateAlloca(closureType, nullptr, name + ".closure");
+  for (size_t i = 0; i < distinct.size(); ++i)
+    b.CreateStore(distinct[i], b.CreateConstInBoundsGEP2_64(closureType, closure, 0, i));
+  // runtime/Abi.h: gradc_step_context.pool is field 5.
+  StructType *ctxType = StructType::get(context, {ptr, ptr, i64, i64, ptr, ptr});
+  Value *pool = b.CreateLoad(ptr, b.CreateStructGEP(ctxType, kernel->getArg(0), 5), "pool");
+  FunctionCallee parallelFor = module.getOrInsertFunction(
+      "gradc_parallel_for", FunctionType::get(b.getVoidTy(), {ptr, i64, ptr, ptr}, false));
+  b.CreateCall(parallelFor, {pool, index(tasks), outlined, closure});
+}
+
+void KernelBuilder::loopRange(Value *begin, Value *end, int64_t step, const std::string &name,
+                              function_ref<void(Value *iv)> body) {
+  BasicBlock *pre = b.GetInsertBlock();
+  BasicBlock *header = BasicBlock::Create(context, name + ".cond", function);
+  BasicBlock *bodyBlock = BasicBlock::Create(context, name + ".loop", function);
+  BasicBlock *exit = BasicBlock::Create(context, name + ".end", function);
+  b.CreateBr(header);
+  b.SetInsertPoint(header);
+  PHINode *iv = b.CreatePHI(i64, 2, name);
+  iv->addIncoming(begin, pre);
+  b.CreateCondBr(b.CreateICmpSLT(iv, end, name + ".more"), bodyBlock, exit);
+  b.SetInsertPoint(bodyBlock);
+  body(iv);
+  Value *next = b.CreateAdd(iv, index(step), name + ".next", true, true);
+  iv->addIncoming(next, b.GetInsertBlock());
+  b.CreateBr(header);
+  b.SetInsertPoint(exit);
+}
+
+void KernelBuilder::ifThen(Value *condition, const std::string &name, function_ref<void()> then) {
+  BasicBlock *thenBlock = BasicBlock::Create(context, name + ".then", function);
+  BasicBlock *join = BasicBlock::Create(context, name + ".join", function);
+  b.CreateCondBr(condition, thenBlock, join);
+  b.SetInsertPoint(thenBlock);
+  then();
+  b.CreateBr(join);
+  b.SetInsertPoint(join);
 }
 
 } // namespace gradc::codegen

@@ -68,8 +68,32 @@ public:
   void loop(int64_t tripCount, const std::string &name,
             llvm::function_ref<void(llvm::Value *iv)> body);
 
+  /// for (iv = begin; iv < end; iv += step) with bounds known only at run
+  /// time (a range of a parallel loop): top-tested, so it may run 0 times.
+  void loopRange(llvm::Value *begin, llvm::Value *end, int64_t step, const std::string &name,
+                 llvm::function_ref<void(llvm::Value *iv)> body);
+
+  /// Emits `then` under `condition`, with nothing on the other side.
+  void ifThen(llvm::Value *condition, const std::string &name, llvm::function_ref<void()> then);
+
   /// base + iv * stride, as an i64 element index; stride 0 gives base.
   llvm::Value *offset(llvm::Value *base, llvm::Value *iv, int64_t stride);
+
+  // --- Parallel loops. ----------------------------------------------------
+
+  using TaskBody = llvm::function_ref<void(llvm::ArrayRef<llvm::Value *> captured,
+                                           llvm::Value *begin, llvm::Value *end)>;
+  /// Runs tasks [0, tasks) on the step's thread pool: `body` is emitted
+  /// through this builder into a new function `name`(closure, begin, end),
+  /// which sees `captures` (pointers of the kernel) as `captured`, and the
+  /// kernel calls gradc_parallel_for(ctx->pool, ...).  Must be called while
+  /// building the kernel itself (its first argument is the step context).
+  void parallelFor(int64_t tasks, const std::string &name, llvm::ArrayRef<llvm::Value *> captures,
+                   TaskBody body);
+
+  /// Gives `inst`, an access through `base`, the alias scopes of the
+  /// current node (for accesses built without load() and store()).
+  void tagAccess(llvm::Instruction *inst, llvm::Value *base) { tag(inst, base); }
 
 private:
   struct AccessTags {

@@ -40,6 +40,18 @@ namespace {
 
 constexpr const char *kNodeMetadata = "gradc.node";
 
+/// Elementwise maps and update copies of at least this many elements (the
+/// weight-shaped values of the benchmark MLPs) run on the thread pool, by
+/// blocks of rows: the split of the weight-gradient products (rows of C),
+/// so a core updates the rows it computed and keeps them in its cache for
+/// the next step.  Smaller ones (activations of a batch) stay on the
+/// calling thread: they are memory-bound, and splitting them was measured
+/// slower, their operands moving between the cores' private L2 caches ...
+constexpr int64_t kParallelElements = int64_t(1) << 16;
+/// ... split into this many tasks (blocks of rows): enough to balance a
+/// few threads.
+constexpr int64_t kElementwiseTasks = 8;
+
 bool isElementwiseArithmetic(OpKind kind) {
   const ir::OpInfo &info = ir::opInfo(kind);
   return (info.traits & ir::TRAIT_ELEMENTWISE) != 0;
@@ -204,18 +216,108 @@ private:
   using UnaryFn = function_ref<Value *(Value *)>;
   using BinaryFn = function_ref<Value *(Value *, Value *)>;
 
+  /// Whether a map or copy over `type` runs on the thread pool.
+  static bool runsInParallel(const ir::Type &type) {
+    return type.numel() >= kParallelElements && type.rank() >= 1 && type.shape[0] >= 2;
+  }
+
+  using RowBlockBody =
+      function_ref<void(ArrayRef<Value *> pointers, Value *firstRow, int64_t rows)>;
+  /// Runs `body` on the thread pool over blocks of rows (along the first
+  /// dimension) of `shape`: kElementwiseTasks tasks, the last one maybe
+  /// shorter.  Every map and copy uses this same split, so a core finds the
+  /// rows it wrote in its own cache.  `body` gets `captures` as `pointers`.
+  void forRowBlocks(const ir::Shape &shape, const std::string &name, ArrayRef<Value *> captures,
+                    RowBlockBody body) {
+    int64_t rows = shape[0];
+    int64_t tasks = std::min(rows, kElementwiseTasks);
+    int64_t rowsPerTask = (rows + tasks - 1) / tasks;
+    tasks = (rows + rowsPerTask - 1) / rowsPerTask;
+    int64_t lastRows = rows - (tasks - 1) * rowsPerTask;
+    kb_.parallelFor(
+        tasks, name, captures, [&](ArrayRef<Value *> pointers, Value *begin, Value *end) {
+          Value *lastTask = kb_.index(tasks - 1);
+          kb_.loopRange(begin, end, 1, name + ".task", [&](Value *task) {
+            Value *firstRow = b_.CreateMul(task, kb_.index(rowsPerTask), name + ".row");
+            if (lastRows == rowsPerTask) {
+              body(pointers, firstRow, rowsPerTask);
+              return;
+            }
+            BasicBlock *full = BasicBlock::Create(kb_.context, name + ".rows", kb_.function);
+            BasicBlock *last = BasicBlock::Create(kb_.context, name + ".last", kb_.function);
+            BasicBlock *join = BasicBlock::Create(kb_.context, name + ".joined", kb_.function);
+            b_.CreateCondBr(b_.CreateICmpEQ(task, lastTask), last, full);
+            b_.SetInsertPoint(full);
+            body(pointers, firstRow, rowsPerTask);
+            b_.CreateBr(join);
+            b_.SetInsertPoint(last);
+            body(pointers, firstRow, lastRows);
+            b_.CreateBr(join);
+            b_.SetInsertPoint(join);
+          });
+        });
+  }
+
+  /// `base` advanced by `row` rows of `stride` elements.
+  Value *rowAt(Value *base, Value *row, int64_t stride) {
+    return stride == 0 ? base
+                       : b_.CreateInBoundsGEP(kb_.f32, base, kb_.offset(kb_.index(0), row, stride));
+  }
+
+  /// emitStridedMap over the output in row-major order; a big one runs on
+  /// the thread pool by blocks of rows.  Each element is computed alone, so
+  /// the split changes no result.
+  void stridedMap(const Node &node, const std::vector<StridedInput> &inputs,
+                  function_ref<Value *(ArrayRef<Value *>)> compute) {
+    const ir::Shape &shape = node.type.shape;
+    std::vector<int64_t> outStrides = rowMajorStrides(shape);
+    if (!runsInParallel(node.type)) {
+      emitStridedMap(kb_, node.name, shape, pointerOf(&node), outStrides, inputs, compute);
+      return;
+    }
+    std::vector<Value *> captures = {pointerOf(&node)};
+    for (const StridedInput &input : inputs)
+      if (!input.splat)
+        captures.push_back(input.base);
+    forRowBlocks(
+        shape, node.name, captures, [&](ArrayRef<Value *> pointers, Value *firstRow, int64_t rows) {
+          std::vector<StridedInput> sub = inputs;
+          size_t next = 1;
+          for (StridedInput &input : sub)
+            if (!input.splat)
+              input.base = rowAt(pointers[next++], firstRow, input.strides[0]);
+          ir::Shape subShape = shape;
+          subShape[0] = rows;
+          emitStridedMap(kb_, node.name, subShape, rowAt(pointers[0], firstRow, outStrides[0]),
+                         outStrides, sub, compute);
+        });
+  }
+
+  /// Copies the value of `type` from `src` to `dst` (an update), on the
+  /// thread pool by blocks of rows when it is big.
+  void copyValueOf(const ir::Type &type, const std::string &name, Value *dst, Value *src) {
+    if (!runsInParallel(type)) {
+      kb_.copy(dst, src, type.bytes());
+      return;
+    }
+    int64_t rowElements = type.numel() / type.shape[0];
+    forRowBlocks(type.shape, name, {dst, src},
+                 [&](ArrayRef<Value *> pointers, Value *firstRow, int64_t rows) {
+                   kb_.copy(rowAt(pointers[0], firstRow, rowElements),
+                            rowAt(pointers[1], firstRow, rowElements), rows * rowElements * 4);
+                 });
+  }
+
   void unary(const Node &node, UnaryFn fn) {
     const ir::Shape &shape = node.type.shape;
-    emitStridedMap(kb_, node.name, shape, pointerOf(&node), rowMajorStrides(shape),
-                   {inputFor(node.operands[0], shape)},
-                   [&](ArrayRef<Value *> in) { return fn(in[0]); });
+    stridedMap(node, {inputFor(node.operands[0], shape)},
+               [&](ArrayRef<Value *> in) { return fn(in[0]); });
   }
 
   void binary(const Node &node, BinaryFn fn) {
     const ir::Shape &shape = node.type.shape;
-    emitStridedMap(kb_, node.name, shape, pointerOf(&node), rowMajorStrides(shape),
-                   {inputFor(node.operands[0], shape), inputFor(node.operands[1], shape)},
-                   [&](ArrayRef<Value *> in) { return fn(in[0], in[1]); });
+    stridedMap(node, {inputFor(node.operands[0], shape), inputFor(node.operands[1], shape)},
+               [&](ArrayRef<Value *> in) { return fn(in[0], in[1]); });
   }
 
   void copyValue(const Node &node) {
@@ -477,7 +579,7 @@ private:
       return;
     case UpdateLayout::InPlace:
       beginNode(node, blockName, {pointerOf(target), pointerOf(value)});
-      kb_.copy(pointerOf(target), pointerOf(value), target->type.bytes());
+      copyValueOf(target->type, blockName, pointerOf(target), pointerOf(value));
       return;
     case UpdateLayout::AtEnd:
       deferred_.push_back({&node, pointerOf(value)});
@@ -497,7 +599,7 @@ private:
     for (auto &[node, source] : deferred_) {
       const Node *target = node->operands[0];
       beginNode(*node, "update." + target->name, {pointerOf(target), source});
-      kb_.copy(pointerOf(target), source, target->type.bytes());
+      copyValueOf(target->type, "update." + target->name, pointerOf(target), source);
     }
   }
 

@@ -1,15 +1,43 @@
 //===- codegen/MatMul.cpp - Lowering of matrix products -------------------===//
 //
-// Two loop orders, chosen by which operand is contiguous along which index:
-//   - B contiguous along j (B not transposed): i-k-j.  The innermost loop
-//     is an axpy over a row of C and a row of B, both unit stride;
-//   - otherwise (B transposed, or a column vector): i-j-k dot products,
-//     unit stride in B and, unless A is transposed too, in A; the sum
-//     vectorises thanks to `reassoc`.
+// A register-tiled product in the manner of BLIS, specialised to static
+// shapes and emitted as generic <lanes x float> IR that LLVM legalises for
+// the target (lanes and register count come from the TargetMachine):
+//
+//   for each panel of nr = vectors * lanes columns of C   (parallel tasks are
+//                                                           panels or tiles of rows)
+//     for each block of kc values of l
+//       pack B(l0 .. l0+kc, j0 .. j0+nr) into a [kc][nr] panel  (L1-sized, on the stack)
+//       for each tile of mr rows
+//         acc[mr][vectors] (+)= A(i, l) broadcast * panel row l, for l in order
+//
+// Packing makes the inner loop the same for every transpose: B transposed
+// is packed with in-register lanes x lanes transposes.  A is read in place
+// (one broadcast per row and l), whatever its strides.
+//
+// Every element of C is the chain acc = fmuladd(A(i, l), B(l, j), acc) over
+// l = 0, 1, ..., k-1 from acc = 0, whatever tile, panel or task computes
+// it (a k block stores acc to C and reloads it exactly).  So the result
+// does not depend on the tiling, nor on how tasks are split between
+// threads: work is partitioned over OUTPUT elements only and a reduction
+// is never split, so a kernel gives bit-identical results for ANY thread
+// count (and any pool: NULL runs the same tasks serially).
+//
+// Remainders are static: a last tile of m % mr rows, a last k block of
+// k % kc, and a last panel narrower than nr, whose last vector is masked.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/MatMul.h"
 #include "ir/Graph.h"
+
+#include <llvm/Analysis/TargetTransformInfo.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/MDBuilder.h>
+#include <llvm/IR/Module.h>
+#include <llvm/Target/TargetMachine.h>
+
+#include <algorithm>
+#include <cstring>
 
 namespace gradc::codegen {
 
@@ -50,41 +78,438 @@ MatMulGeometry matMulGeometry(const ir::Node &node) {
   return g;
 }
 
-void emitMatMul(KernelBuilder &kb, const std::string &name, const MatMulGeometry &g, Value *c,
-                Value *a, const std::string &aName, Value *b, const std::string &bName) {
-  IRBuilderBase &ir = kb.b;
-  if (g.bCol == 1 && g.n > 1) {
-    kb.zero(c, g.m * g.n * 4);
-    kb.loop(g.m, name + ".i", [&](Value *i) {
-      Value *aRowAt = kb.offset(kb.index(0), i, g.aRow);
-      Value *cRowAt = kb.offset(kb.index(0), i, g.n);
-      kb.loop(g.k, name + ".k", [&](Value *l) {
-        Value *aik = kb.load(a, kb.offset(aRowAt, l, g.aCol), aName + ".v");
-        Value *bRowAt = kb.offset(kb.index(0), l, g.bRow);
-        kb.loop(g.n, name + ".j", [&](Value *j) {
-          Value *cAt = kb.offset(cRowAt, j, 1);
-          Value *bkj = kb.load(b, kb.offset(bRowAt, j, 1), bName + ".v");
-          Value *old = kb.load(c, cAt, name + ".v");
-          kb.store(ir.CreateFAdd(old, ir.CreateFMul(aik, bkj)), c, cAt);
+namespace {
+
+constexpr const char *kPrefix = "gradc.matmul.";
+constexpr const char *kGeometryKind = "gradc.matmul";
+
+/// Products of at least this many multiply-adds run on the thread pool;
+/// below, the pool's hand-off (a few microseconds) would cost more than
+/// the second core saves.
+constexpr int64_t kParallelMacs = int64_t(1) << 17;
+/// ... and a depth k of at least this: a shallow product is mostly the
+/// store of C, which a second core does not make faster.
+constexpr int64_t kMinParallelDepth = 16;
+/// Rows are split between threads when there are at least this many tiles
+/// of rows (enough to balance a few threads); otherwise columns are.
+constexpr int64_t kMinRowTasks = 8;
+/// Bytes of a packed panel of B: it stays in L1 while rows of A stream by.
+constexpr int64_t kPanelBytes = 32 * 1024;
+
+struct Plan {
+  MatMulGeometry g;
+  unsigned lanes = 4;
+  int64_t mr = 1, nv = 1, nr = 4, kc = 1;
+  bool columnTasks = true, parallel = false;
+  int64_t tasks = 1;
+};
+
+int64_t ceilDiv(int64_t x, int64_t y) { return (x + y - 1) / y; }
+
+Plan makePlan(const MatMulGeometry &g, unsigned lanes, unsigned registers) {
+  Plan p;
+  p.g = g;
+  p.lanes = lanes;
+  int64_t vectorColumns = ceilDiv(g.n, lanes);
+  // Accumulators (mr x nv), the nv vectors of a panel row and a broadcast
+  // must fit in the vector registers.  Panels are the tasks of a column
+  // split: the widest panel that still splits C evenly between two threads.
+  int64_t maxVectors = std::min<int64_t>(registers >= 32 ? 4 : 2, vectorColumns);
+  p.nv = maxVectors;
+  for (int64_t nv = maxVectors; nv >= 1; --nv) {
+    int64_t panels = ceilDiv(vectorColumns, nv);
+    p.nv = nv;
+    if (panels < 2 || ceilDiv(panels, 2) * nv * 2 <= vectorColumns * 11 / 10)
+      break;
+  }
+  p.mr = std::clamp<int64_t>((registers - 1 - p.nv) / p.nv, 1, registers >= 32 ? 12 : 6);
+  if (p.nv >= 3)
+    p.mr = std::min<int64_t>(p.mr, 6);
+  p.mr = std::min(p.mr, g.m);
+  p.nr = p.nv * lanes;
+  // k blocks of equal depth (so there is rarely a remainder block), each
+  // panel within kPanelBytes.
+  int64_t maxDepth = std::max<int64_t>(lanes, kPanelBytes / (p.nr * 4));
+  p.kc = ceilDiv(g.k, ceilDiv(g.k, maxDepth));
+  p.parallel = g.m * g.n * g.k >= kParallelMacs && g.k >= kMinParallelDepth;
+  // Each task packs the panels of B it needs.  Rows are split when there
+  // are enough of them and B is packed by plain copies: weight-shaped
+  // gradients are then split the same way as the elementwise ops of the
+  // update (by rows), so each core finds its part in its own cache.  A
+  // transposed B is costlier to pack, so C is split by columns, and each
+  // core packs only its own panels.
+  int64_t panels = ceilDiv(g.n, p.nr);
+  bool splitRows = ceilDiv(g.m, p.mr) >= kMinRowTasks && g.bCol == 1;
+  p.columnTasks = panels >= 2 && !splitRows;
+  p.tasks = p.columnTasks ? panels : ceilDiv(g.m, p.mr);
+  return p;
+}
+
+/// Emits the body of one product over a range of tasks.
+class TileEmitter {
+public:
+  TileEmitter(const Plan &plan, Function *fn, const std::string &name)
+      : p_(plan), g_(plan.g), kb_(fn), b_(kb_.b), name_(name) {
+    // The chain of fmuladds is the order of the sum: nothing may reassociate it.
+    b_.setFastMathFlags(FastMathFlags());
+    vec_ = FixedVectorType::get(kb_.f32, p_.lanes);
+  }
+
+  /// Fills `fn`(c, a, b, begin, end).
+  void emit() {
+    Function *fn = kb_.function;
+    c_ = fn->getArg(0);
+    a_ = fn->getArg(1);
+    bm_ = fn->getArg(2);
+    c_->setName("c");
+    a_->setName("a");
+    bm_->setName("b");
+    Value *begin = fn->getArg(3), *end = fn->getArg(4);
+    begin->setName("begin");
+    end->setName("end");
+    b_.SetInsertPoint(BasicBlock::Create(kb_.context, "entry", fn));
+    AllocaInst *buffer =
+        b_.CreateAlloca(ArrayType::get(kb_.f32, p_.kc * p_.nr), nullptr, name_ + ".panel");
+    buffer->setAlignment(Align(64));
+    panel_ = buffer;
+    kb_.beginNode({c_, a_, bm_, panel_}, name_);
+
+    Value *mr = kb_.index(p_.mr), *nr = kb_.index(p_.nr);
+    if (p_.columnTasks) {
+      rowBegin_ = kb_.index(0);
+      rowEnd_ = kb_.index(g_.m);
+      colBegin_ = b_.CreateMul(begin, nr, "col.begin");
+      colEnd_ = minimum(b_.CreateMul(end, nr), kb_.index(g_.n), "col.end");
+    } else {
+      rowBegin_ = b_.CreateMul(begin, mr, "row.begin");
+      rowEnd_ = minimum(b_.CreateMul(end, mr), kb_.index(g_.m), "row.end");
+      colBegin_ = kb_.index(0);
+      colEnd_ = kb_.index(g_.n);
+    }
+    // Full panels, then the last one when n is not a multiple of nr.
+    int64_t fullPanels = g_.n / p_.nr, edge = g_.n % p_.nr;
+    Value *fullEnd = minimum(colEnd_, kb_.index(fullPanels * p_.nr), "col.full");
+    kb_.loopRange(colBegin_, fullEnd, p_.nr, name_ + ".j",
+                  [&](Value *j0) { panel(p_.nv, j0, nullptr); });
+    if (edge) {
+      Value *j0 = kb_.index(fullPanels * p_.nr);
+      kb_.ifThen(b_.CreateICmpSLT(j0, colEnd_), name_ + ".edge", [&] {
+        int64_t q = ceilDiv(edge, p_.lanes), inLast = edge - (q - 1) * p_.lanes;
+        panel(q, j0, inLast == p_.lanes ? nullptr : laneMask(kb_.index(inLast)), edge);
+      });
+    }
+    b_.CreateRetVoid();
+  }
+
+private:
+  BasicBlock *block(const std::string &suffix) {
+    return BasicBlock::Create(kb_.context, name_ + "." + suffix, kb_.function);
+  }
+
+  Value *minimum(Value *x, Value *y, const Twine &name = "") {
+    return b_.CreateSelect(b_.CreateICmpSLT(x, y), x, y, name);
+  }
+
+  /// <lanes x i1>: lane t is on when t < count.
+  Value *laneMask(Value *count) {
+    SmallVector<Constant *, 16> ids;
+    for (unsigned t = 0; t < p_.lanes; ++t)
+      ids.push_back(b_.getInt64(t));
+    Value *splat = b_.CreateVectorSplat(p_.lanes, count);
+    return b_.CreateICmpULT(ConstantVector::get(ids), splat, name_ + ".mask");
+  }
+
+  Value *gep(Value *base, Value *index) { return b_.CreateInBoundsGEP(kb_.f32, base, index); }
+
+  Value *loadVector(Value *base, Value *index, Value *mask, Align align = Align(4)) {
+    Instruction *load;
+    if (mask)
+      load = b_.CreateMaskedLoad(vec_, gep(base, index), align, mask, kb_.f32Const(0.0, vec_));
+    else
+      load = b_.CreateAlignedLoad(vec_, gep(base, index), align);
+    kb_.tagAccess(load, base);
+    return load;
+  }
+
+  void storeVector(Value *value, Value *base, Value *index, Value *mask, Align align = Align(4)) {
+    Instruction *store;
+    if (mask)
+      store = b_.CreateMaskedStore(value, gep(base, index), align, mask);
+    else
+      store = b_.CreateAlignedStore(value, gep(base, index), align);
+    kb_.tagAccess(store, base);
+  }
+
+  /// Columns [j0, j0 + width) of C, width <= q lanes (all of them when
+  /// 0), for the task's rows; `lastMask` (null: all lanes) says which lanes
+  /// of the last vector are real.
+  void panel(int64_t q, Value *j0, Value *lastMask, int64_t width = 0) {
+    int64_t blocks = ceilDiv(g_.k, p_.kc), last = g_.k - (blocks - 1) * p_.kc;
+    int64_t fullBlocks = last == p_.kc ? blocks : blocks - 1;
+    if (fullBlocks == 1) {
+      kBlock(q, j0, width, lastMask, kb_.index(0), p_.kc, b_.getTrue());
+    } else if (fullBlocks > 1) {
+      kb_.loop(fullBlocks, name_ + ".kb", [&](Value *blockIndex) {
+        Value *first = b_.CreateICmpEQ(blockIndex, kb_.index(0));
+        kBlock(q, j0, width, lastMask, b_.CreateMul(blockIndex, kb_.index(p_.kc)), p_.kc, first);
+      });
+    }
+    if (last != p_.kc)
+      kBlock(q, j0, width, lastMask, kb_.index(fullBlocks * p_.kc), last,
+             fullBlocks == 0 ? b_.getTrue() : b_.getFalse());
+  }
+
+  void kBlock(int64_t q, Value *j0, int64_t width, Value *lastMask, Value *l0, int64_t depth,
+              Value *first) {
+    pack(q, j0, width, lastMask, l0, depth);
+    Value *rows = b_.CreateSub(rowEnd_, rowBegin_);
+    Value *tiles = b_.CreateUDiv(rows, kb_.index(p_.mr), name_ + ".tiles");
+    kb_.loopRange(kb_.index(0), tiles, 1, name_ + ".i", [&](Value *tile) {
+      tileProduct(p_.mr, q, kb_.offset(rowBegin_, tile, p_.mr), j0, lastMask, l0, depth, first);
+    });
+    if (int64_t rest = g_.m % p_.mr) {
+      // Only the task that ends at row m has this remainder.
+      Value *i0 = kb_.offset(rowBegin_, tiles, p_.mr);
+      kb_.ifThen(b_.CreateICmpSLT(i0, rowEnd_), name_ + ".rest",
+                 [&] { tileProduct(rest, q, i0, j0, lastMask, l0, depth, first); });
+    }
+  }
+
+  /// Copies B(l0 .. l0+depth, j0 .. j0 + q lanes) into the panel, row l at
+  /// l * nr; lanes past the edge of C get zeros.
+  void pack(int64_t q, Value *j0, int64_t width, Value *lastMask, Value *l0, int64_t depth) {
+    const int64_t nr = p_.nr, lanes = p_.lanes;
+    Align panelAlign(std::min<uint64_t>(64, lanes * 4));
+    if (g_.bCol == 1) {
+      // Rows of B are contiguous along j: vector copies.
+      kb_.loop(depth, name_ + ".pack.l", [&](Value *l) {
+        Value *from = kb_.offset(kb_.offset(j0, l0, g_.bRow), l, g_.bRow);
+        Value *to = kb_.offset(kb_.index(0), l, nr);
+        for (int64_t v = 0; v < q; ++v) {
+          Value *mask = v == q - 1 ? lastMask : nullptr;
+          Value *row = loadVector(bm_, kb_.offset(from, kb_.index(v), lanes), mask);
+          storeVector(row, panel_, kb_.offset(to, kb_.index(v), lanes), nullptr, panelAlign);
+        }
+      });
+      return;
+    }
+    int64_t transposed = 0; // rows l of the panel filled by transposes
+    if (g_.bRow == 1 && !lastMask && lanes > 1) {
+      // B transposed (contiguous along l): lanes x lanes blocks go through
+      // registers, a vector along l in, a vector along j out.
+      transposed = depth / lanes * lanes;
+      if (transposed > 0)
+        kb_.loop(q, name_ + ".pack.jb", [&](Value *jb) {
+          Value *jBase = kb_.offset(j0, jb, lanes);
+          kb_.loop(depth / lanes, name_ + ".pack.lb", [&](Value *lb) {
+            Value *lBase = kb_.offset(l0, lb, lanes);
+            SmallVector<Value *, 16> rows;
+            for (int64_t t = 0; t < lanes; ++t) {
+              Value *j = b_.CreateAdd(jBase, kb_.index(t));
+              rows.push_back(loadVector(bm_, kb_.offset(lBase, j, g_.bCol), nullptr));
+            }
+            transpose(rows);
+            Value *at = kb_.offset(kb_.offset(kb_.index(0), jb, lanes), lb, lanes * nr);
+            for (int64_t s = 0; s < lanes; ++s)
+              storeVector(rows[s], panel_, kb_.offset(at, kb_.index(s), nr), nullptr, panelAlign);
+          });
         });
+    }
+    if (transposed == depth)
+      return;
+    // Anything else, element by element; lanes past the edge read a valid
+    // element (clamped index) and store zero.
+    if (width == 0)
+      width = q * lanes;
+    kb_.loop(q * lanes, name_ + ".pack.j", [&](Value *jj) {
+      Value *inside = b_.CreateICmpULT(jj, kb_.index(width));
+      Value *jClamped = minimum(jj, kb_.index(width - 1));
+      Value *column = kb_.offset(kb_.index(0), b_.CreateAdd(j0, jClamped), g_.bCol);
+      kb_.loop(depth - transposed, name_ + ".pack.l", [&](Value *lr) {
+        Value *l = b_.CreateAdd(lr, kb_.index(transposed));
+        Value *x = kb_.load(bm_, kb_.offset(column, b_.CreateAdd(l0, l), g_.bRow), "b.v");
+        x = b_.CreateSelect(inside, x, kb_.f32Const(0.0));
+        kb_.store(x, panel_, b_.CreateAdd(kb_.offset(kb_.index(0), l, nr), jj));
       });
     });
+  }
+
+  /// In-register transpose of lanes vectors of lanes elements: log2(lanes)
+  /// rounds, each swapping the off-diagonal h x h blocks of every 2h x 2h block.
+  void transpose(SmallVectorImpl<Value *> &rows) {
+    const int64_t lanes = p_.lanes;
+    for (int64_t h = lanes / 2; h >= 1; h /= 2) {
+      SmallVector<int, 16> lo, hi;
+      for (int64_t t = 0; t < lanes; ++t) {
+        bool upper = (t & h) != 0;
+        lo.push_back(static_cast<int>(upper ? lanes + t - h : t));
+        hi.push_back(static_cast<int>(upper ? lanes + t : t + h));
+      }
+      for (int64_t i = 0; i < lanes; ++i)
+        if ((i & h) == 0) {
+          Value *x = rows[i], *y = rows[i + h];
+          rows[i] = b_.CreateShuffleVector(x, y, lo);
+          rows[i + h] = b_.CreateShuffleVector(x, y, hi);
+        }
+    }
+  }
+
+  /// C(i0 .. i0+rows, j0 .. j0 + q lanes) (+)= A(.., l0 .. l0+depth) panel.
+  void tileProduct(int64_t rows, int64_t q, Value *i0, Value *j0, Value *lastMask, Value *l0,
+                   int64_t depth, Value *first) {
+    const int64_t lanes = p_.lanes, nr = p_.nr;
+    Align panelAlign(std::min<uint64_t>(64, lanes * 4));
+    auto cAt = [&](int64_t r, int64_t v) {
+      Value *row = b_.CreateAdd(i0, kb_.index(r));
+      return kb_.offset(kb_.offset(j0, row, g_.n), kb_.index(v), lanes);
+    };
+    auto maskOf = [&](int64_t v) { return v == q - 1 ? lastMask : nullptr; };
+    Constant *zero = kb_.f32Const(0.0, vec_);
+    SmallVector<Value *, 32> init;
+    auto *constFirst = dyn_cast<ConstantInt>(first);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t v = 0; v < q; ++v) {
+        if (constFirst && constFirst->isOne()) {
+          init.push_back(zero);
+          continue;
+        }
+        Value *old = loadVector(c_, cAt(r, v), maskOf(v));
+        init.push_back(constFirst ? old : b_.CreateSelect(first, zero, old));
+      }
+    SmallVector<Value *, 2> result =
+        kb_.loop(depth, name_ + ".l", init, [&](Value *l, ArrayRef<Value *> acc) {
+          SmallVector<Value *, 2> next(acc.begin(), acc.end());
+          SmallVector<Value *, 4> panelRow;
+          for (int64_t v = 0; v < q; ++v)
+            panelRow.push_back(
+                loadVector(panel_, kb_.offset(kb_.offset(kb_.index(0), l, nr), kb_.index(v), lanes),
+                           nullptr, panelAlign));
+          Value *aColumn = kb_.offset(kb_.index(0), b_.CreateAdd(l0, l), g_.aCol);
+          for (int64_t r = 0; r < rows; ++r) {
+            Value *row = b_.CreateAdd(i0, kb_.index(r));
+            Value *x = kb_.load(a_, kb_.offset(aColumn, row, g_.aRow), "a.v");
+            Value *splat = b_.CreateVectorSplat(lanes, x);
+            for (int64_t v = 0; v < q; ++v)
+              next[r * q + v] = b_.CreateIntrinsic(Intrinsic::fmuladd, {vec_},
+                                                   {splat, panelRow[v], next[r * q + v]});
+          }
+          return next;
+        });
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t v = 0; v < q; ++v)
+        storeVector(result[r * q + v], c_, cAt(r, v), maskOf(v));
+  }
+
+  const Plan &p_;
+  const MatMulGeometry &g_;
+  KernelBuilder kb_;
+  IRBuilder<> &b_;
+  std::string name_;
+  Type *vec_;
+  Value *c_ = nullptr, *a_ = nullptr, *bm_ = nullptr, *panel_ = nullptr;
+  Value *rowBegin_ = nullptr, *rowEnd_ = nullptr, *colBegin_ = nullptr, *colEnd_ = nullptr;
+};
+
+/// Vector lanes (f32) and vector registers of the target.
+std::pair<unsigned, unsigned> targetVectors(Function &fn, TargetMachine &machine) {
+  TargetTransformInfo tti = machine.getTargetTransformInfo(fn);
+  unsigned bits = static_cast<unsigned>(
+      tti.getRegisterBitWidth(TargetTransformInfo::RGK_FixedWidthVector).getFixedValue());
+  unsigned registers = tti.getNumberOfRegisters(tti.getRegisterClassForType(true));
+  unsigned lanes = std::clamp(bits / 32, 1u, 16u);
+  return {lanes, std::max(registers, 8u)};
+}
+
+void defineMatMul(Function &decl, const MatMulGeometry &g, TargetMachine &machine) {
+  Module &module = *decl.getParent();
+  LLVMContext &context = module.getContext();
+  auto [lanes, registers] = targetVectors(decl, machine);
+  Plan plan = makePlan(g, lanes, registers);
+  std::string name = decl.getName().drop_front(std::strlen(kPrefix)).str();
+  Type *ptr = PointerType::getUnqual(context), *i64 = Type::getInt64Ty(context),
+       *voidTy = Type::getVoidTy(context);
+
+  // range(c, a, b, begin, end): the tasks [begin, end).  Inlined into its
+  // callers, where its noalias arguments become alias scopes.
+  Function *range =
+      Function::Create(FunctionType::get(voidTy, {ptr, ptr, ptr, i64, i64}, false),
+                       GlobalValue::InternalLinkage, decl.getName() + ".range", module);
+  range->addFnAttr(Attribute::AlwaysInline);
+  range->addFnAttr(Attribute::NoUnwind);
+  for (unsigned i = 0; i < 3; ++i)
+    range->addParamAttr(i, Attribute::NoAlias);
+  TileEmitter(plan, range, name).emit();
+
+  decl.setLinkage(GlobalValue::InternalLinkage);
+  decl.addFnAttr(Attribute::AlwaysInline);
+  decl.addFnAttr(Attribute::NoUnwind);
+  IRBuilder<> b(BasicBlock::Create(context, "entry", &decl));
+  Value *ctx = decl.getArg(0), *c = decl.getArg(1), *a = decl.getArg(2), *bm = decl.getArg(3);
+  if (!plan.parallel) {
+    b.CreateCall(range, {c, a, bm, b.getInt64(0), b.getInt64(plan.tasks)});
+    b.CreateRetVoid();
     return;
   }
-  kb.loop(g.m, name + ".i", [&](Value *i) {
-    Value *aRowAt = kb.offset(kb.index(0), i, g.aRow);
-    kb.loop(g.n, name + ".j", [&](Value *j) {
-      Value *bColAt = kb.offset(kb.index(0), j, g.bCol);
-      Value *sum =
-          kb.loop(g.k, name + ".k", {kb.f32Const(0.0)}, [&](Value *l, ArrayRef<Value *> acc) {
-            Value *ail = kb.load(a, kb.offset(aRowAt, l, g.aCol), aName + ".v");
-            Value *blj = kb.load(b, kb.offset(bColAt, l, g.bRow), bName + ".v");
-            return SmallVector<Value *, 2>{
-                ir.CreateFAdd(acc[0], ir.CreateFMul(ail, blj), name + ".sum")};
-          })[0];
-      kb.store(sum, c, kb.offset(kb.offset(kb.index(0), i, g.n), j, 1));
-    });
-  });
+  // tasks(closure, begin, end), called by the pool's threads.
+  StructType *closureType = StructType::get(context, {ptr, ptr, ptr});
+  Function *tasks =
+      Function::Create(FunctionType::get(voidTy, {ptr, i64, i64}, false),
+                       GlobalValue::InternalLinkage, decl.getName() + ".tasks", module);
+  tasks->addFnAttr(Attribute::NoUnwind);
+  {
+    IRBuilder<> tb(BasicBlock::Create(context, "entry", tasks));
+    Value *closure = tasks->getArg(0);
+    SmallVector<Value *, 5> args;
+    for (unsigned i = 0; i < 3; ++i)
+      args.push_back(tb.CreateLoad(ptr, tb.CreateStructGEP(closureType, closure, i)));
+    args.push_back(tasks->getArg(1));
+    args.push_back(tasks->getArg(2));
+    tb.CreateCall(range, args);
+    tb.CreateRetVoid();
+  }
+  Value *closure = b.CreateAlloca(closureType, nullptr, name + ".closure");
+  for (unsigned i = 0; i < 3; ++i)
+    b.CreateStore(decl.getArg(1 + i), b.CreateStructGEP(closureType, closure, i));
+  // runtime/Abi.h: gradc_step_context.pool is field 5.
+  StructType *ctxType = StructType::get(context, {ptr, ptr, i64, i64, ptr, ptr});
+  Value *pool = b.CreateLoad(ptr, b.CreateStructGEP(ctxType, ctx, 5), "pool");
+  FunctionCallee parallelFor = module.getOrInsertFunction(
+      "gradc_parallel_for", FunctionType::get(voidTy, {ptr, i64, ptr, ptr}, false));
+  b.CreateCall(parallelFor, {pool, b.getInt64(plan.tasks), tasks, closure});
+  b.CreateRetVoid();
+}
+
+} // namespace
+
+void emitMatMul(KernelBuilder &kb, const std::string &name, const MatMulGeometry &g, Value *c,
+                Value *a, const std::string &, Value *b, const std::string &) {
+  Type *ptr = kb.ptr;
+  Function *decl =
+      Function::Create(FunctionType::get(Type::getVoidTy(kb.context), {ptr, ptr, ptr, ptr}, false),
+                       GlobalValue::ExternalLinkage, kPrefix + name, kb.module);
+  MDBuilder md(kb.context);
+  SmallVector<Metadata *, 7> fields;
+  for (int64_t x : {g.m, g.n, g.k, g.aRow, g.aCol, g.bRow, g.bCol})
+    fields.push_back(md.createConstant(kb.index(x)));
+  decl->setMetadata(kGeometryKind, MDNode::get(kb.context, fields));
+  kb.b.CreateCall(decl, {kb.function->getArg(0), c, a, b});
+}
+
+void defineMatMuls(Module &module, TargetMachine &machine) {
+  SmallVector<std::pair<Function *, MatMulGeometry>, 8> pending;
+  for (Function &fn : module) {
+    MDNode *md = fn.getMetadata(kGeometryKind);
+    if (!md || !fn.isDeclaration())
+      continue;
+    int64_t x[7];
+    for (unsigned i = 0; i < 7; ++i)
+      x[i] = mdconst::extract<ConstantInt>(md->getOperand(i))->getSExtValue();
+    pending.push_back({&fn, MatMulGeometry{x[0], x[1], x[2], x[3], x[4], x[5], x[6]}});
+  }
+  for (auto &[fn, geometry] : pending) {
+    fn->setMetadata(kGeometryKind, nullptr);
+    defineMatMul(*fn, geometry, machine);
+  }
 }
 
 } // namespace gradc::codegen

@@ -1,9 +1,12 @@
 //===- codegen/MatMul.h - Lowering of matrix products -----------*- C++ -*-===//
 //
-// C = op(A) op(B) with constant sizes.  For now a plain loop nest ordered so
-// that the innermost loop is unit-stride and LLVM vectorises it; kept apart
-// from the other lowerings because the register-tiled kernel with fused
-// epilogues replaces it here.
+// C = op(A) op(B) with constant sizes, in two steps:
+//   - the graph lowering (emitMatMul) emits a call to a declared function
+//     @gradc.matmul.<node>(ctx, C, A, B) whose geometry rides along as
+//     metadata: the lowering knows shapes but not the target;
+//   - configureModule, which knows the TargetMachine, defines each of them
+//     (defineMatMuls) with a register-tiled kernel sized for the target's
+//     vector registers, run on the step's thread pool when it is big enough.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -12,6 +15,10 @@
 
 #include <cstdint>
 #include <string>
+
+namespace llvm {
+class TargetMachine;
+}
 
 namespace gradc::ir {
 class Node;
@@ -30,9 +37,14 @@ struct MatMulGeometry {
 /// first operand is a row vector and a rank-1 second operand a column.
 MatMulGeometry matMulGeometry(const ir::Node &node);
 
-/// Emits C = A B for `geometry` (C row-major, m x n).
+/// Emits C = A B for `geometry` (C row-major, m x n) in the kernel being
+/// built (whose first argument is the step context): a call that
+/// defineMatMuls turns into code.
 void emitMatMul(KernelBuilder &kb, const std::string &name, const MatMulGeometry &geometry,
                 llvm::Value *c, llvm::Value *a, const std::string &aName, llvm::Value *b,
                 const std::string &bName);
+
+/// Defines every function emitMatMul declared in `module`, for `machine`.
+void defineMatMuls(llvm::Module &module, llvm::TargetMachine &machine);
 
 } // namespace gradc::codegen

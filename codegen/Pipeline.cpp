@@ -3,6 +3,7 @@
 #include "codegen/Codegen.h"
 #include "codegen/KernelLayout.h"
 #include "codegen/Lowering.h"
+#include "codegen/MatMul.h"
 #include "ir/Diagnostics.h"
 #include "ir/Graph.h"
 #include "ir/Verifier.h"
@@ -140,6 +141,9 @@ std::unique_ptr<Module> buildKernelModule(const ir::Graph &graph, const std::str
 void configureModule(Module &module, TargetMachine &machine) {
   module.setTargetTriple(machine.getTargetTriple().str());
   module.setDataLayout(machine.createDataLayout());
+  // Matrix products are sized for the target's vector registers, which
+  // the graph lowering does not know.
+  defineMatMuls(module, machine);
   for (Function &fn : module)
     if (!fn.isDeclaration()) {
       fn.addFnAttr("target-cpu", machine.getTargetCPU());

@@ -1,12 +1,15 @@
 //===- runtime/ThreadPool.cpp - Fixed pool for static parallel loops ------===//
 //
 // One job at a time, broadcast through a generation counter:
-//   caller: write the job, ++generation, wake sleepers, run chunk 0,
-//           wait until done == generation * workers;
-//   worker: wait until generation changes, run its chunk (if the job has
-//           one for it), ++done, wake the caller if it sleeps.
-// Every worker acknowledges every job, even one with no chunk for it, so the
-// caller never rewrites the job while a slow worker may still be reading it.
+//   caller: write the job, set the claim word to (generation, chunks, 1),
+//           ++generation, wake sleepers, run chunk 0, claim and run chunks
+//           until none is left, wait until finished == chunks;
+//   worker: wait until generation changes, claim and run chunks of that
+//           generation until none is left, ++finished after each, wake the
+//           caller if it sleeps.
+// A claim names its generation, so a worker that wakes late claims nothing
+// of a job that is over, and reads the job's fields only while it holds an
+// unfinished chunk (so the caller cannot be rewriting them).
 //
 // Waiting is spin-then-sleep on both sides.  The sleep is std::atomic::wait
 // (a futex on Linux); a sleeper first announces itself in a counter, and
@@ -79,10 +82,11 @@ private:
 ThreadPool::ThreadPool(int threads, std::chrono::nanoseconds spin) : spin_(spin) {
   if (threads <= 0)
     threads = static_cast<int>(std::thread::hardware_concurrency());
-  threadCount_ = std::max(threads, 1);
+  // Chunk counts live in 16 bits of the claim word.
+  threadCount_ = std::clamp(threads, 1, 0xffff);
   workers_.reserve(threadCount_ - 1);
   for (int i = 0; i + 1 < threadCount_; ++i)
-    workers_.emplace_back([this, i] { workerLoop(i); });
+    workers_.emplace_back([this] { workerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -134,17 +138,26 @@ void ThreadPool::parallelFor(int64_t n, gradc_loop_body body, void *closure) {
   job_.closure = closure;
   job_.n = n;
   job_.chunks = chunks;
+  job_.finished.store(0, std::memory_order_relaxed);
+  uint32_t generation = job_.generation.load(std::memory_order_relaxed) + 1;
+  // Chunk 0 is the caller's: claims start at 1.
+  job_.claims.store(uint64_t(generation) << 32 | uint64_t(chunks) << 16 | 1,
+                    std::memory_order_relaxed);
   // Publishes the job (release) and, with the load below, pairs with a
   // worker's "announce sleep, re-check generation" in waitForNewJob.
-  uint32_t generation = job_.generation.fetch_add(1, std::memory_order_seq_cst) + 1;
+  job_.generation.store(generation, std::memory_order_seq_cst);
   if (job_.sleepingWorkers.load(std::memory_order_seq_cst) != 0)
     job_.generation.notify_all();
 
   {
     ParallelRegionScope scope;
     runChunk(0);
+    uint32_t mine = 1;
+    for (int index; (index = claimChunk(generation)) >= 0; ++mine)
+      runChunk(index);
+    job_.finished.fetch_add(mine, std::memory_order_acq_rel);
   }
-  waitForWorkers(generation * static_cast<uint32_t>(threadCount_ - 1));
+  waitForChunks(static_cast<uint32_t>(chunks));
 
   if (error_) {
     std::exception_ptr error = std::exchange(error_, nullptr);
@@ -152,13 +165,25 @@ void ThreadPool::parallelFor(int64_t n, gradc_loop_body body, void *closure) {
   }
 }
 
-void ThreadPool::waitForWorkers(uint32_t target) {
-  auto allDone = [&] { return job_.done.load(std::memory_order_acquire) == target; };
+int ThreadPool::claimChunk(uint32_t generation) {
+  uint64_t word = job_.claims.load(std::memory_order_acquire);
+  for (;;) {
+    uint32_t next = word & 0xffff, chunks = (word >> 16) & 0xffff;
+    if (uint32_t(word >> 32) != generation || next >= chunks)
+      return -1;
+    if (job_.claims.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel,
+                                          std::memory_order_acquire))
+      return static_cast<int>(next);
+  }
+}
+
+void ThreadPool::waitForChunks(uint32_t target) {
+  auto allDone = [&] { return job_.finished.load(std::memory_order_acquire) == target; };
   if (spinUntil(allDone, spin_))
     return;
   job_.callerSleeping.store(true, std::memory_order_seq_cst);
-  for (uint32_t done; (done = job_.done.load(std::memory_order_seq_cst)) != target;)
-    job_.done.wait(done, std::memory_order_seq_cst);
+  for (uint32_t done; (done = job_.finished.load(std::memory_order_seq_cst)) != target;)
+    job_.finished.wait(done, std::memory_order_seq_cst);
   job_.callerSleeping.store(false, std::memory_order_relaxed);
 }
 
@@ -177,26 +202,25 @@ uint32_t ThreadPool::waitForNewJob(uint32_t seen, std::chrono::nanoseconds spin)
   return generation;
 }
 
-void ThreadPool::workerLoop(int workerIndex) {
+void ThreadPool::workerLoop() {
   // A worker only ever runs loop bodies, so any loop it starts is nested.
   tlInsideParallelRegion = true;
-  // (Not workers_.size(): the constructor may still be adding workers.)
-  const uint32_t workerCount = static_cast<uint32_t>(threadCount_ - 1);
   const std::chrono::nanoseconds spin = spin_;
   uint32_t seen = 0;
   for (;;) {
     seen = waitForNewJob(seen, spin);
     if (job_.stop.load(std::memory_order_relaxed))
       return;
-    // Worker i runs chunk i + 1: the caller runs chunk 0.
-    int index = workerIndex + 1;
-    if (index < job_.chunks)
+    for (int index; (index = claimChunk(seen)) >= 0;) {
+      // Read before finishing: once every chunk is finished the caller may
+      // write the next job.
+      uint32_t chunks = static_cast<uint32_t>(job_.chunks);
       runChunk(index);
-    // Acknowledge (release: our chunk's writes and our reads of the job
-    // happen before the caller returns or writes the next job).
-    uint32_t done = job_.done.fetch_add(1, std::memory_order_seq_cst) + 1;
-    if (done == seen * workerCount && job_.callerSleeping.load(std::memory_order_seq_cst))
-      job_.done.notify_one();
+      // Release: the chunk's writes happen before the caller returns.
+      uint32_t finished = job_.finished.fetch_add(1, std::memory_order_seq_cst) + 1;
+      if (finished == chunks && job_.callerSleeping.load(std::memory_order_seq_cst))
+        job_.finished.notify_one();
+    }
   }
 }
 

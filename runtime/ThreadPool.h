@@ -7,6 +7,13 @@
 // thread count, so a kernel that reduces per chunk gives bit-identical
 // results from run to run on the same thread count.
 //
+// Chunks are claimed, not assigned: the caller runs chunk 0 and then, like
+// every worker, takes the next unclaimed chunk until none is left, and waits
+// only for chunks that others have started.  On a loaded machine a worker
+// that is not scheduled costs nothing (the caller does its chunk), where a
+// fixed assignment would stall every call for a time slice.  Which thread
+// runs a chunk never changes the chunk's boundaries.
+//
 // Workers wait for a job by spinning briefly (a kernel's next loop usually
 // follows within microseconds) and then sleeping on a futex (std::atomic
 // wait), so an idle pool costs no CPU.
@@ -34,9 +41,12 @@ struct ChunkRange {
 };
 
 /// How long an idle thread spins before it sleeps, by default.  Long enough
-/// to bridge the gap between consecutive parallel loops of one kernel, short
-/// enough that an idle pool goes quiet at once to a human observer.
-inline constexpr std::chrono::microseconds kDefaultSpin{50};
+/// to bridge the gaps between the parallel loops of a training step (the
+/// serial ops between them, and between two steps, take up to a few hundred
+/// microseconds on the benchmark MLPs, where a futex wake-up costs tens of
+/// microseconds on a VM and a late worker leaves its chunk to the caller),
+/// short enough that an idle pool goes quiet at once to a human observer.
+inline constexpr std::chrono::microseconds kDefaultSpin{2000};
 
 class ThreadPool {
 public:
@@ -53,7 +63,8 @@ public:
 
   /// Runs body(closure, begin, end) over the static partition of [0, n)
   /// into chunkCount(n, threads()) chunks; the calling thread runs chunk 0
-  /// and returns when every chunk is done.  Called from inside a body (on
+  /// (and any chunk no worker has claimed yet) and returns when every chunk
+  /// is done.  Called from inside a body (on
   /// any pool), it runs the whole range serially on the calling thread, so
   /// nesting never deadlocks.  Calls from several outside threads are
   /// serialised.  An exception thrown by a body is rethrown here after all
@@ -81,9 +92,12 @@ public:
   static bool insideParallelRegion();
 
 private:
-  void workerLoop(int workerIndex);
+  void workerLoop();
   uint32_t waitForNewJob(uint32_t seen, std::chrono::nanoseconds spin);
-  void waitForWorkers(uint32_t target);
+  /// The next unclaimed chunk of job `generation`, or -1 when there is none
+  /// (all claimed, or that job is over).
+  int claimChunk(uint32_t generation);
+  void waitForChunks(uint32_t chunks);
   void runChunk(int index) noexcept;
 
   // Read-only once the workers run.
@@ -97,21 +111,23 @@ private:
   std::exception_ptr error_; ///< the first exception a body threw in this call
 
   // One cache line carries the whole protocol: the caller writes it to
-  // publish a job, workers write it to acknowledge.  Measured on a 2-vCPU
-  // VM, a round trip on one line costs half as much as on two (a line that
-  // migrates from core to core needs no separate invalidation before the
-  // next write).
+  // publish a job, workers write it to claim and finish chunks.  Measured
+  // on a 2-vCPU VM, a round trip on one line costs half as much as on two
+  // (a line that migrates from core to core needs no separate invalidation
+  // before the next write).
   struct alignas(64) JobLine {
-    std::atomic<uint32_t> generation{0}; ///< bumped once per job
-    /// Jobs acknowledged, summed over workers: generation g is finished
-    /// when done == g * workers (both mod 2^32).
-    std::atomic<uint32_t> done{0};
+    std::atomic<uint32_t> generation{0}; ///< bumped once per job; workers wait on it
+    /// generation << 32 | chunks << 16 | next unclaimed chunk: a claim is a
+    /// compare-and-swap that fails once the job it names is over.
+    std::atomic<uint64_t> claims{0};
+    std::atomic<uint32_t> finished{0}; ///< chunks of the current job run to the end
     /// Workers asleep in generation.wait(): the caller notifies only if > 0.
     std::atomic<uint32_t> sleepingWorkers{0};
-    std::atomic<bool> callerSleeping{false}; ///< the caller sleeps in done.wait()
+    std::atomic<bool> callerSleeping{false}; ///< the caller sleeps in finished.wait()
     std::atomic<bool> stop{false};
-    // The job itself: written before generation is bumped, left alone
-    // until every worker has acknowledged it in done.
+    // The job itself: written before generation is bumped, read only by a
+    // thread holding a claimed, unfinished chunk, so left alone until every
+    // chunk is finished.
     int chunks = 0;
     gradc_loop_body body = nullptr;
     void *closure = nullptr;

@@ -77,14 +77,15 @@ public:
     }
   }
 
-  void run(uint64_t seed = 0, uint64_t step = 0) {
+  /// Runs the kernel once; `pool` is a gradc::rt::ThreadPool or null (serial).
+  void run(uint64_t seed = 0, uint64_t step = 0, void *pool = nullptr) {
     gradc_step_context ctx{};
     ctx.buffers = pointers_.data();
     ctx.arena = reinterpret_cast<char *>(arena_.data());
     ctx.seed = seed;
     ctx.step = step;
     ctx.hypers = hypers_.data();
-    ctx.pool = nullptr;
+    ctx.pool = pool;
     spec_.fn(&ctx);
   }
 

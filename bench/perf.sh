@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Training throughput of gradc against PyTorch (+OpenBLAS) on three MLPs
+# for Fashion-MNIST (bench/models/{s,m,l}.grad, bench/pytorch_mlp.py):
+#   S 784-128-10 batch 32, M 784-256-256-10 batch 128, L 784-1024-1024-10
+#   batch 256; dropout 0.2, SGD with momentum, weight decay, cross-entropy;
+# each at 1 and 2 threads, samples/s of the last of EPOCHS epochs; and the
+# sgemm rate of OpenBLAS (torch.mm, 2048^3) at 1 and 2 threads.  Prints a
+# table with the ratios gradc / PyTorch (best thread count of each).
+#
+# usage: bench/perf.sh [EPOCHS]     (default 3; needs what bench/fashion.sh
+#                                    installs: python3-torch, libopenblas0-pthread)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+epochs=${1:-3}
+missing=()
+for p in python3-torch python3-numpy libopenblas0-pthread; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+[ -x build/bin/gradc ] || scripts/build.sh >/dev/null
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+last_rate() { grep -E '^epoch' "$1" | tail -1 | grep -oE '[0-9,]+ samples/s' | tr -d ', samples/'; }
+
+declare -A hidden=([s]=128 [m]=256,256 [l]=1024,1024) batch=([s]=32 [m]=128 [l]=256)
+for c in s m l; do
+  for t in 1 2; do
+    echo "== ${c^^}: gradc, $t thread(s)" >&2
+    build/bin/gradc train "bench/models/$c.grad" --data=fashion-mnist --epochs="$epochs" \
+      --threads="$t" > "$out/gradc-$c-$t.log"
+    echo "$(last_rate "$out/gradc-$c-$t.log")" > "$out/gradc-$c-$t"
+    echo "== ${c^^}: PyTorch, $t thread(s)" >&2
+    /usr/bin/python3 bench/pytorch_mlp.py --threads="$t" --epochs="$epochs" \
+      --hidden="${hidden[$c]}" --batch="${batch[$c]}" > "$out/torch-$c-$t.log"
+    echo "$(last_rate "$out/torch-$c-$t.log")" > "$out/torch-$c-$t"
+  done
+done
+echo "== sgemm 2048^3 (torch.mm)" >&2
+/usr/bin/python3 - > "$out/sgemm" <<'PY'
+import time, torch
+n = 2048
+for t in (1, 2):
+    torch.set_num_threads(t)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    print(t, 2 * n ** 3 / best / 1e9)
+PY
+
+/usr/bin/python3 - "$out" <<'PY'
+import sys
+out = sys.argv[1]
+rate = lambda name: float(open(f"{out}/{name}").read() or 0)
+sgemm = {int(t): float(r) for t, r in (l.split() for l in open(f"{out}/sgemm"))}
+flops = {}  # multiply-adds per example of one training step: forward, weight and input gradients
+for c, layers in (("s", [784, 128, 10]), ("m", [784, 256, 256, 10]), ("l", [784, 1024, 1024, 10])):
+    macs = sum(a * b for a, b in zip(layers, layers[1:]))
+    flops[c] = 2 * (3 * macs - layers[0] * layers[1])  # no input gradient for the first layer
+print(f"{'':4}{'gradc 1t':>10}{'gradc 2t':>10}{'torch 1t':>10}{'torch 2t':>10}{'ratio':>8}"
+      f"{'gradc GFLOP/s':>15}")
+for c, target in (("s", 3.0), ("m", 2.5), ("l", 1.8)):
+    g = [rate(f"gradc-{c}-{t}") for t in (1, 2)]
+    p = [rate(f"torch-{c}-{t}") for t in (1, 2)]
+    ratio = max(g) / max(p)
+    print(f"{c.upper():4}{g[0]:10,.0f}{g[1]:10,.0f}{p[0]:10,.0f}{p[1]:10,.0f}{ratio:7.2f}x"
+          f"{max(g) * flops[c] / 1e9:15.1f}   (target {target}x)")
+print(f"OpenBLAS sgemm 2048^3: {sgemm[1]:.1f} GFLOP/s (1 thread), {sgemm[2]:.1f} GFLOP/s (2 threads); "
+      f"L training step: {max(rate(f'gradc-l-{t}') for t in (1, 2)) * flops['l'] / 1e9 / sgemm[2] * 100:.0f}% "
+      f"of the two-thread rate (target 75%)")
+print("samples/s of the last epoch; ratio = best gradc / best PyTorch; GFLOP/s counts the matmuls only")
+PY
