@@ -69,7 +69,7 @@ std::string diagnoseStep(const ir::Graph &graph, const SourceManager &sources,
         node.is(ir::OpKind::DropoutMask))
       continue;
     ir::Tensor value(node.type);
-    if (node.is(ir::OpKind::Hyper)) {
+    if (node.is(ir::OpKind::Hyper)) { // "lr", the one the trainer sets
       value.data.assign(value.data.size(), replay.lr);
     } else if (int index = kernel.find(node.name); index >= 0) {
       const rt::TensorSpec &spec = kernel.buffers[index];
