@@ -51,6 +51,8 @@ constexpr int64_t kParallelElements = int64_t(1) << 16;
 /// ... split into this many tasks (blocks of rows): enough to balance a
 /// few threads.
 constexpr int64_t kElementwiseTasks = 8;
+/// Dropout masks of at least this many elements are drawn on the pool.
+constexpr int64_t kParallelMaskElements = int64_t(1) << 14;
 
 bool isElementwiseArithmetic(OpKind kind) {
   const ir::OpInfo &info = ir::opInfo(kind);
@@ -339,6 +341,42 @@ private:
     return axes;
   }
 
+  /// A mask is Philox work, not memory traffic: a big one is drawn on the
+  /// thread pool, tasks taking contiguous ranges of Philox groups (element
+  /// i depends only on its index, so the mask is the same for any split).
+  void lowerDropoutMask(const Node &node, Value *out) {
+    const ir::Attrs &attrs = node.attrs;
+    const int64_t count = node.type.numel();
+    const auto stream = static_cast<uint32_t>(attrs.stream);
+    const int64_t groups = count / 4;
+    if (count < kParallelMaskElements) {
+      emitDropoutMask(kb_, node.name, count, attrs.value, stream, seed_, step_, out);
+      return;
+    }
+    const int64_t tasks = std::min(groups, kElementwiseTasks);
+    const int64_t perTask = (groups + tasks - 1) / tasks;
+    Value *ctx = kb_.function->getArg(0);
+    kb_.parallelFor(
+        tasks, node.name, {out, ctx}, [&](ArrayRef<Value *> captured, Value *begin, Value *end) {
+          // runtime/Abi.h: gradc_step_context.seed and .step are fields 2 and 3.
+          StructType *ctxType =
+              StructType::get(kb_.context, {kb_.ptr, kb_.ptr, kb_.i64, kb_.i64, kb_.ptr, kb_.ptr});
+          Value *seed = b_.CreateLoad(kb_.i64, b_.CreateStructGEP(ctxType, captured[1], 2), "seed");
+          Value *step = b_.CreateLoad(kb_.i64, b_.CreateStructGEP(ctxType, captured[1], 3), "step");
+          kb_.loopRange(begin, end, 1, node.name + ".task", [&](Value *task) {
+            Value *first = b_.CreateMul(task, kb_.index(perTask), node.name + ".first");
+            Value *last = b_.CreateBinaryIntrinsic(
+                Intrinsic::smin, b_.CreateAdd(first, kb_.index(perTask)), kb_.index(groups));
+            emitDropoutMaskRange(kb_, node.name, first, last, 0, attrs.value, stream, seed, step,
+                                 captured[0]);
+          });
+        });
+    // The partial last group, on the calling thread.
+    if (count % 4 != 0)
+      emitDropoutMaskRange(kb_, node.name + ".tail", kb_.index(groups), kb_.index(groups),
+                           static_cast<int>(count % 4), attrs.value, stream, seed_, step_, out);
+  }
+
   void lowerNode(const Node &node) {
     const std::string &name = node.name;
     if (node.isLeaf()) {
@@ -385,8 +423,7 @@ private:
       break;
     }
     case OpKind::DropoutMask:
-      emitDropoutMask(kb_, name, node.type.numel(), attrs.value,
-                      static_cast<uint32_t>(attrs.stream), seed_, step_, out);
+      lowerDropoutMask(node, out);
       break;
     case OpKind::Neg:
       unary(node, [&](Value *x) { return b_.CreateFNeg(x, v); });

@@ -38,8 +38,14 @@ std::array<Value *, 4> philoxRounds(KernelBuilder &kb, std::array<Value *, 4> ct
 
 } // namespace
 
-void emitDropoutMask(KernelBuilder &kb, const std::string &name, int64_t count, double p,
-                     uint32_t stream, Value *seed, Value *step, Value *out) {
+namespace {
+
+/// Emits the mask elements of the Philox groups [groupBegin, groupEnd) (four
+/// elements each) and, when `tailLanes` > 0, the first `tailLanes` elements
+/// of group `groupEnd` (the partial last group).
+void emitMaskGroups(KernelBuilder &kb, const std::string &name, Value *groupBegin, Value *groupEnd,
+                    int tailLanes, double p, uint32_t stream, Value *seed, Value *step,
+                    Value *out) {
   IRBuilderBase &b = kb.b;
   // Exactly the interpreter's constants: p compared as f32, the kept value
   // 1/(1-p) computed in double and rounded once.
@@ -50,8 +56,7 @@ void emitDropoutMask(KernelBuilder &kb, const std::string &name, int64_t count, 
   Value *stepLo = b.CreateTrunc(step, kb.i32, "step.lo");
   Value *stepHi = b.CreateTrunc(b.CreateLShr(step, 32), kb.i32, "step.hi");
 
-  // One Philox call gives the four elements of group g; the last group may
-  // be partial.
+  // One Philox call gives the four elements of group g.
   auto group = [&](Value *g, int lanes) {
     Value *counter = b.CreateTrunc(g, kb.i32, name + ".ctr");
     std::array<Value *, 4> words =
@@ -69,11 +74,23 @@ void emitDropoutMask(KernelBuilder &kb, const std::string &name, int64_t count, 
       kb.store(value, out, at);
     }
   };
-  int64_t fullGroups = count / 4;
-  if (fullGroups > 0)
-    kb.loop(fullGroups, name + ".g", [&](Value *g) { group(g, 4); });
-  if (int tail = static_cast<int>(count % 4))
-    group(kb.index(fullGroups), tail);
+  kb.loopRange(groupBegin, groupEnd, 1, name + ".g", [&](Value *g) { group(g, 4); });
+  if (tailLanes > 0)
+    group(groupEnd, tailLanes);
+}
+
+} // namespace
+
+void emitDropoutMask(KernelBuilder &kb, const std::string &name, int64_t count, double p,
+                     uint32_t stream, Value *seed, Value *step, Value *out) {
+  emitMaskGroups(kb, name, kb.index(0), kb.index(count / 4), static_cast<int>(count % 4), p, stream,
+                 seed, step, out);
+}
+
+void emitDropoutMaskRange(KernelBuilder &kb, const std::string &name, Value *groupBegin,
+                          Value *groupEnd, int tailLanes, double p, uint32_t stream, Value *seed,
+                          Value *step, Value *out) {
+  emitMaskGroups(kb, name, groupBegin, groupEnd, tailLanes, p, stream, seed, step, out);
 }
 
 } // namespace gradc::codegen

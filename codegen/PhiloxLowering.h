@@ -23,4 +23,13 @@ namespace gradc::codegen {
 void emitDropoutMask(KernelBuilder &kb, const std::string &name, int64_t count, double p,
                      uint32_t stream, llvm::Value *seed, llvm::Value *step, llvm::Value *out);
 
+/// Writes the mask elements of Philox groups [groupBegin, groupEnd), four
+/// elements each (elements 4 * groupBegin ... 4 * groupEnd - 1), then the
+/// first `tailLanes` elements of group groupEnd: a part of the mask, for a
+/// task of a parallel loop.  Element i depends only on (seed, step,
+/// stream, i), so any split gives the same mask.
+void emitDropoutMaskRange(KernelBuilder &kb, const std::string &name, llvm::Value *groupBegin,
+                          llvm::Value *groupEnd, int tailLanes, double p, uint32_t stream,
+                          llvm::Value *seed, llvm::Value *step, llvm::Value *out);
+
 } // namespace gradc::codegen

@@ -295,3 +295,43 @@ TEST(MatMul, DISABLED_Throughput) {
 }
 
 } // namespace
+
+namespace {
+
+// A dropout mask big enough for the thread pool (129 x 131 = 16899 elements:
+// 4224 Philox groups and a partial group of 3).
+const char *kBigMaskGraph = R"(graph @mask (forward) optimizer=sgd {
+forward:
+  %m = dropout_mask {p=0.3, stream=2} : f32[129,131]
+  return mask=%m
+}
+)";
+
+TEST(Parallel, BigDropoutMasksAreTheInterpretersForAnyThreadCount) {
+  static SourceManager sources;
+  const std::string *file = sources.add("mask.gir", kBigMaskGraph);
+  std::ostringstream errors;
+  Diagnostics diags(&sources, errors);
+  std::unique_ptr<Graph> graph = parseGraph(sources.text(file), file, diags);
+  ASSERT_NE(graph, nullptr) << errors.str();
+  std::string error;
+  rt::KernelSpec spec;
+  ASSERT_TRUE(test::sharedJit().addKernel(*graph, "mask", spec, error)) << error;
+  const uint64_t seed = 7, step = 123456789012ull;
+  Interpreter interp(*graph);
+  interp.setRandomKey(seed, step);
+  ASSERT_TRUE(interp.run(&error)) << error;
+  const std::vector<double> &reference = interp.output("mask")->data;
+  test::KernelRunner runner(*graph, spec);
+  rt::ThreadPool one(1), two(2), three(3);
+  for (rt::ThreadPool *pool : {static_cast<rt::ThreadPool *>(nullptr), &one, &two, &three}) {
+    runner.run(seed, step, pool);
+    std::vector<float> got = runner.output("mask");
+    ASSERT_EQ(got.size(), reference.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_EQ(got[i], static_cast<float>(reference[i]))
+          << "element " << i << " with " << (pool ? pool->threads() : 0) << " threads";
+  }
+}
+
+} // namespace
