@@ -69,6 +69,7 @@ public:
       for (const Node *operand : owned->operands)
         users_[operand].push_back(owned.get());
     emitEntry();
+    planFusion();
     for (const auto &owned : graph_.nodes()) {
       const Node &node = *owned;
       if (node.type.dtype == ir::DType::I32 && !node.isLeaf() && !node.is(OpKind::Reshape) &&
@@ -81,10 +82,16 @@ public:
     }
     emitDeferredUpdates();
     b_.CreateRetVoid();
-    // The node comment goes on the first instruction of each node's block.
+    // The node comment goes on the first instruction of each node's block;
+    // a fused loop lists every node it computes.
     unsigned kind = kb_.context.getMDKindID(kNodeMetadata);
     for (auto &[block, node] : nodeBlocks_) {
-      std::string text = ir::toString(*node, ir::PrintOptions{.locations = false});
+      std::string text;
+      auto group = groupOf_.find(node);
+      for (const Node *member :
+           group != groupOf_.end() ? group->second->nodes : std::vector<const Node *>{node})
+        text += (text.empty() ? "" : "\n  ; ") +
+                ir::toString(*member, ir::PrintOptions{.locations = false});
       block->front().setMetadata(kind, MDNode::get(kb_.context, MDString::get(kb_.context, text)));
     }
     return true;
@@ -341,6 +348,231 @@ private:
     return axes;
   }
 
+  // --- Elementwise fusion. -------------------------------------------------
+  //
+  // A run of consecutive elementwise maps of one shape, each reading the
+  // one before (the optimizer's update chain, dJ_dW = dL_dW + lambda W, an
+  // activation's derivative times its adjoint), becomes one loop: each
+  // element of every member is computed in registers, and only the members
+  // something outside the run reads are stored.  That turns k passes over
+  // memory into one.  Every element is computed by the same operations in
+  // the same order as unfused; the one difference is that LLVM may now
+  // contract a product and the sum that reads it (both carry `contract`)
+  // into a fused multiply-add: one rounding instead of two.  Results stay
+  // the same for any thread count, and between the JIT and `gradc build`.
+  //
+  // Conditions, so that each iteration only touches its own element and the
+  // noalias scopes of the loop stay true: operands are members, constants,
+  // values of the same shape, or scalars in caller buffers (the learning
+  // rate); and the storage of the loop's inputs and stored results is
+  // pairwise disjoint in the memory plan.
+
+  struct FusionGroup {
+    std::vector<const Node *> nodes;  ///< in program order
+    std::vector<const Node *> inputs; ///< operands from outside, not constants
+    std::vector<const Node *> stored; ///< members read outside the group
+  };
+
+  /// The map ops of lowerNode, as a function of their operands' values.
+  Value *mapValue(const Node &node, ArrayRef<Value *> in) {
+    std::string v = node.name + ".v";
+    switch (node.kind) {
+    case OpKind::Neg:
+      return b_.CreateFNeg(in[0], v);
+    case OpKind::Exp:
+      return emitExp(b_, in[0], v);
+    case OpKind::Log:
+      return emitLog(b_, in[0], v);
+    case OpKind::Sqrt:
+      return emitSqrt(b_, in[0], v);
+    case OpKind::Relu:
+      // x > 0 ? x : 0, exactly the interpreter's rule (NaN gives 0).
+      return b_.CreateSelect(b_.CreateFCmpOGT(in[0], kb_.f32Const(0.0)), in[0], kb_.f32Const(0.0),
+                             v);
+    case OpKind::Sigmoid:
+      return emitSigmoid(b_, in[0], v);
+    case OpKind::Tanh:
+      return emitTanh(b_, in[0], v);
+    case OpKind::Step:
+      return b_.CreateSelect(b_.CreateFCmpOGT(in[0], kb_.f32Const(0.0)), kb_.f32Const(1.0),
+                             kb_.f32Const(0.0), v);
+    case OpKind::Scale:
+      return b_.CreateFMul(in[0], kb_.f32Const(node.attrs.value), v);
+    case OpKind::Pow:
+      return emitPow(b_, in[0], node.attrs.value, v);
+    case OpKind::Add:
+      return b_.CreateFAdd(in[0], in[1], v);
+    case OpKind::Sub:
+      return b_.CreateFSub(in[0], in[1], v);
+    case OpKind::Mul:
+      return b_.CreateFMul(in[0], in[1], v);
+    case OpKind::Div:
+      return b_.CreateFDiv(in[0], in[1], v);
+    case OpKind::Maximum:
+    case OpKind::Minimum:
+      // llvm.maximum / llvm.minimum: a NaN operand gives NaN, as in the interpreter.
+      return b_.CreateBinaryIntrinsic(node.is(OpKind::Maximum) ? Intrinsic::maximum
+                                                               : Intrinsic::minimum,
+                                      in[0], in[1], nullptr, v);
+    default:
+      return nullptr; // not a map
+    }
+  }
+
+  bool isMap(const Node &node) {
+    switch (node.kind) {
+    case OpKind::Neg:
+    case OpKind::Exp:
+    case OpKind::Log:
+    case OpKind::Sqrt:
+    case OpKind::Relu:
+    case OpKind::Sigmoid:
+    case OpKind::Tanh:
+    case OpKind::Step:
+    case OpKind::Scale:
+    case OpKind::Pow:
+    case OpKind::Add:
+    case OpKind::Sub:
+    case OpKind::Mul:
+    case OpKind::Div:
+    case OpKind::Maximum:
+    case OpKind::Minimum:
+      return true;
+    default:
+      return false;
+    }
+  }
+
+  /// Whether `node` can be computed in a loop over `shape` with `members`.
+  bool fusable(const Node &node, const ir::Shape &shape,
+               const std::unordered_set<const Node *> &members) {
+    if (!isMap(node) || node.type.dtype != ir::DType::F32 || node.type.shape != shape)
+      return false;
+    const ValueLayout &value = layout_.of(&node);
+    if (value.aliasOf || !value.copyToBuffers.empty() ||
+        (value.home.kind != Storage::Arena && value.home.kind != Storage::Buffer))
+      return false;
+    for (const Node *operand : node.operands) {
+      if (members.count(operand) || operand->is(OpKind::Const))
+        continue;
+      if (operand->type.shape == shape && operand->type.dtype == ir::DType::F32)
+        continue;
+      if (operand->type.rank() == 0 && layout_.of(operand).home.kind != Storage::Arena)
+        continue;
+      return false;
+    }
+    return true;
+  }
+
+  void planFusion() {
+    std::vector<const Node *> run;
+    std::unordered_set<const Node *> members;
+    auto finish = [&] {
+      if (run.size() >= 2)
+        makeGroup(run);
+      run.clear();
+      members.clear();
+    };
+    for (const auto &owned : graph_.nodes()) {
+      const Node &node = *owned;
+      bool readsRun = std::any_of(node.operands.begin(), node.operands.end(),
+                                  [&](const Node *operand) { return members.count(operand); });
+      if (!run.empty() && readsRun && fusable(node, run.front()->type.shape, members)) {
+        run.push_back(&node);
+        members.insert(&node);
+        continue;
+      }
+      finish();
+      if (fusable(node, node.type.shape, members)) {
+        run.push_back(&node);
+        members.insert(&node);
+      }
+    }
+    finish();
+  }
+
+  void makeGroup(const std::vector<const Node *> &run) {
+    auto group = std::make_unique<FusionGroup>();
+    group->nodes = run;
+    std::unordered_set<const Node *> members(run.begin(), run.end());
+    for (const Node *node : run) {
+      for (const Node *operand : node->operands)
+        if (!members.count(operand) && !operand->is(OpKind::Const) &&
+            std::find(group->inputs.begin(), group->inputs.end(), operand) == group->inputs.end())
+          group->inputs.push_back(operand);
+      bool readOutside = layout_.of(node).home.kind == Storage::Buffer; // a result
+      for (const Node *user : users_[node])
+        readOutside = readOutside || !members.count(user);
+      if (readOutside)
+        group->stored.push_back(node);
+    }
+    // The loop's noalias scopes claim that inputs and stored results do not
+    // overlap; the memory plan may have given a result the bytes of an
+    // input that died inside the run.  Then the run is lowered unfused.
+    std::vector<Storage> storages;
+    for (const auto *list : {&group->inputs, &group->stored})
+      for (const Node *node : *list)
+        storages.push_back(layout_.of(node).home);
+    for (size_t i = 0; i < storages.size(); ++i)
+      for (size_t j = i + 1; j < storages.size(); ++j) {
+        const Storage &a = storages[i], &b = storages[j];
+        bool overlap = a.kind == Storage::Arena && b.kind == Storage::Arena
+                           ? a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes
+                           : a.kind == b.kind && a.index == b.index;
+        if (overlap)
+          return;
+      }
+    for (const Node *node : run)
+      groupOf_[node] = group.get();
+    groups_.push_back(std::move(group));
+  }
+
+  void lowerFusedGroup(const FusionGroup &group) {
+    const Node &leader = *group.nodes.front();
+    const ir::Type &type = leader.type;
+    std::vector<Value *> bases;
+    for (const auto *list : {&group.stored, &group.inputs})
+      for (const Node *node : *list)
+        bases.push_back(pointerOf(node));
+    std::string name = leader.name + ".fused";
+    beginNode(leader, name, bases);
+    // One element (index `at`) of every member, in program order.
+    auto element = [&](ArrayRef<Value *> pointers, Value *at) {
+      std::unordered_map<const Node *, Value *> values;
+      auto pointer = [&](const Node *node) {
+        size_t i = std::find(bases.begin(), bases.end(), pointerOf(node)) - bases.begin();
+        return pointers[i];
+      };
+      for (const Node *node : group.nodes) {
+        std::vector<Value *> in;
+        for (const Node *operand : node->operands) {
+          if (auto it = values.find(operand); it != values.end())
+            in.push_back(it->second);
+          else if (operand->is(OpKind::Const))
+            in.push_back(kb_.f32Const(operand->attrs.value));
+          else
+            in.push_back(kb_.load(pointer(operand), operand->type.rank() == 0 ? kb_.index(0) : at,
+                                  operand->name + ".v"));
+        }
+        Value *value = mapValue(*node, in);
+        values[node] = value;
+        if (std::find(group.stored.begin(), group.stored.end(), node) != group.stored.end())
+          kb_.store(value, pointer(node), at);
+      }
+    };
+    if (!runsInParallel(type)) {
+      kb_.loop(type.numel(), name, [&](Value *at) { element(bases, at); });
+      return;
+    }
+    const int64_t rowElements = type.numel() / type.shape[0];
+    forRowBlocks(
+        type.shape, name, bases, [&](ArrayRef<Value *> pointers, Value *firstRow, int64_t rows) {
+          Value *first = b_.CreateMul(firstRow, kb_.index(rowElements));
+          kb_.loop(rows * rowElements, name + ".i",
+                   [&](Value *i) { element(pointers, b_.CreateAdd(first, i, "", true, true)); });
+        });
+  }
+
   /// A mask is Philox work, not memory traffic: a big one is drawn on the
   /// thread pool, tasks taking contiguous ranges of Philox groups (element
   /// i depends only on its index, so the mask is the same for any split).
@@ -399,6 +631,11 @@ private:
     }
     if (node.is(OpKind::Const) && !pointers_.count(&node))
       return; // folded into its users
+    if (auto group = groupOf_.find(&node); group != groupOf_.end()) {
+      if (group->second->nodes.front() == &node)
+        lowerFusedGroup(*group->second);
+      return; // computed in its group's loop
+    }
     std::vector<Value *> bases = basesOf(node);
     for (int64_t slot : layout_.of(&node).copyToBuffers)
       bases.push_back(slots_[slot]);
@@ -649,6 +886,8 @@ private:
   std::vector<Value *> slots_;
   std::unordered_map<const Node *, Value *> pointers_, staging_;
   std::unordered_map<const Node *, std::vector<const Node *>> users_;
+  std::vector<std::unique_ptr<FusionGroup>> groups_;
+  std::unordered_map<const Node *, const FusionGroup *> groupOf_;
   std::vector<std::pair<BasicBlock *, const Node *>> nodeBlocks_;
   std::vector<std::pair<const Node *, Value *>> deferred_;
 };
