@@ -222,9 +222,6 @@ private:
 
   // --- Nodes. -------------------------------------------------------------
 
-  using UnaryFn = function_ref<Value *(Value *)>;
-  using BinaryFn = function_ref<Value *(Value *, Value *)>;
-
   /// Whether a map or copy over `type` runs on the thread pool.
   static bool runsInParallel(const ir::Type &type) {
     return type.numel() >= kParallelElements && type.rank() >= 1 && type.shape[0] >= 2;
@@ -317,18 +314,6 @@ private:
                  });
   }
 
-  void unary(const Node &node, UnaryFn fn) {
-    const ir::Shape &shape = node.type.shape;
-    stridedMap(node, {inputFor(node.operands[0], shape)},
-               [&](ArrayRef<Value *> in) { return fn(in[0]); });
-  }
-
-  void binary(const Node &node, BinaryFn fn) {
-    const ir::Shape &shape = node.type.shape;
-    stridedMap(node, {inputFor(node.operands[0], shape), inputFor(node.operands[1], shape)},
-               [&](ArrayRef<Value *> in) { return fn(in[0], in[1]); });
-  }
-
   void copyValue(const Node &node) {
     Value *dst = pointerOf(&node), *src = pointerOf(node.operands[0]);
     if (dst != src)
@@ -373,7 +358,9 @@ private:
     std::vector<const Node *> stored; ///< members read outside the group
   };
 
-  /// The map ops of lowerNode, as a function of their operands' values.
+  /// An elementwise op (TRAIT_ELEMENTWISE in ir/Ops.def) as a function of
+  /// its operands' values at one position: the body of every map, fused or
+  /// not.
   Value *mapValue(const Node &node, ArrayRef<Value *> in) {
     std::string v = node.name + ".v";
     switch (node.kind) {
@@ -419,34 +406,11 @@ private:
     }
   }
 
-  bool isMap(const Node &node) {
-    switch (node.kind) {
-    case OpKind::Neg:
-    case OpKind::Exp:
-    case OpKind::Log:
-    case OpKind::Sqrt:
-    case OpKind::Relu:
-    case OpKind::Sigmoid:
-    case OpKind::Tanh:
-    case OpKind::Step:
-    case OpKind::Scale:
-    case OpKind::Pow:
-    case OpKind::Add:
-    case OpKind::Sub:
-    case OpKind::Mul:
-    case OpKind::Div:
-    case OpKind::Maximum:
-    case OpKind::Minimum:
-      return true;
-    default:
-      return false;
-    }
-  }
-
   /// Whether `node` can be computed in a loop over `shape` with `members`.
   bool fusable(const Node &node, const ir::Shape &shape,
                const std::unordered_set<const Node *> &members) {
-    if (!isMap(node) || node.type.dtype != ir::DType::F32 || node.type.shape != shape)
+    if (!isElementwiseArithmetic(node.kind) || node.type.dtype != ir::DType::F32 ||
+        node.type.shape != shape)
       return false;
     const ValueLayout &value = layout_.of(&node);
     if (value.aliasOf || !value.copyToBuffers.empty() ||
@@ -663,59 +627,25 @@ private:
       lowerDropoutMask(node, out);
       break;
     case OpKind::Neg:
-      unary(node, [&](Value *x) { return b_.CreateFNeg(x, v); });
-      break;
     case OpKind::Exp:
-      unary(node, [&](Value *x) { return emitExp(b_, x, v); });
-      break;
     case OpKind::Log:
-      unary(node, [&](Value *x) { return emitLog(b_, x, v); });
-      break;
     case OpKind::Sqrt:
-      unary(node, [&](Value *x) { return emitSqrt(b_, x, v); });
-      break;
     case OpKind::Relu:
-      // x > 0 ? x : 0, exactly the interpreter's rule (NaN gives 0).
-      unary(node, [&](Value *x) {
-        return b_.CreateSelect(b_.CreateFCmpOGT(x, kb_.f32Const(0.0)), x, kb_.f32Const(0.0), v);
-      });
-      break;
     case OpKind::Sigmoid:
-      unary(node, [&](Value *x) { return emitSigmoid(b_, x, v); });
-      break;
     case OpKind::Tanh:
-      unary(node, [&](Value *x) { return emitTanh(b_, x, v); });
-      break;
     case OpKind::Step:
-      unary(node, [&](Value *x) {
-        return b_.CreateSelect(b_.CreateFCmpOGT(x, kb_.f32Const(0.0)), kb_.f32Const(1.0),
-                               kb_.f32Const(0.0), v);
-      });
-      break;
     case OpKind::Scale:
-      unary(node, [&](Value *x) { return b_.CreateFMul(x, kb_.f32Const(attrs.value), v); });
-      break;
     case OpKind::Pow:
-      unary(node, [&](Value *x) { return emitPow(b_, x, attrs.value, v); });
-      break;
     case OpKind::Add:
-      binary(node, [&](Value *x, Value *y) { return b_.CreateFAdd(x, y, v); });
-      break;
     case OpKind::Sub:
-      binary(node, [&](Value *x, Value *y) { return b_.CreateFSub(x, y, v); });
-      break;
     case OpKind::Mul:
-      binary(node, [&](Value *x, Value *y) { return b_.CreateFMul(x, y, v); });
-      break;
     case OpKind::Div:
-      binary(node, [&](Value *x, Value *y) { return b_.CreateFDiv(x, y, v); });
-      break;
     case OpKind::Maximum:
     case OpKind::Minimum: {
-      // llvm.maximum / llvm.minimum: a NaN operand gives NaN, as in the interpreter.
-      Intrinsic::ID id = node.is(OpKind::Maximum) ? Intrinsic::maximum : Intrinsic::minimum;
-      binary(node,
-             [&](Value *x, Value *y) { return b_.CreateBinaryIntrinsic(id, x, y, nullptr, v); });
+      std::vector<StridedInput> inputs;
+      for (const Node *operand : node.operands)
+        inputs.push_back(inputFor(operand, shape));
+      stridedMap(node, inputs, [&](ArrayRef<Value *> in) { return mapValue(node, in); });
       break;
     }
     case OpKind::Sum:
