@@ -27,7 +27,6 @@
 
 #include <llvm/ADT/StringExtras.h>
 #include <llvm/Config/llvm-config.h>
-#include <llvm/IR/LegacyPassManager.h>
 #include <llvm/Object/ObjectFile.h>
 #include <llvm/Support/FileSystem.h>
 #include <llvm/Support/MemoryBuffer.h>
@@ -36,10 +35,8 @@
 #include <llvm/Support/SHA256.h>
 #include <llvm/Support/raw_ostream.h>
 
-#include <atomic>
 #include <chrono>
 #include <fmt/format.h>
-#include <thread>
 
 namespace gradc::codegen {
 
@@ -139,7 +136,7 @@ struct KernelJob {
   const KernelRequest *request = nullptr;
   KernelLayout layout;
   std::string symbol;
-  SmallString<0> object;
+  std::vector<char> object;
   std::string error;
   CompileTimes times;
 };
@@ -165,7 +162,7 @@ std::string cachePath(const std::string &dir, const Module &module, const Target
 }
 
 /// A cached object if there is a readable, well-formed one.
-bool readCachedObject(const std::string &path, SmallString<0> &object) {
+bool readCachedObject(const std::string &path, std::vector<char> &object) {
   auto buffer = MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
   if (!buffer)
     return false;
@@ -181,7 +178,7 @@ bool readCachedObject(const std::string &path, SmallString<0> &object) {
 /// Stores an object under `path` through a temporary file and a rename, so
 /// a concurrent reader sees the whole file or none.  Best effort: a cache
 /// that cannot be written is only slower.
-void writeCachedObject(const std::string &path, const SmallString<0> &object) {
+void writeCachedObject(const std::string &path, const std::vector<char> &object) {
   std::error_code ec = sys::fs::create_directories(sys::path::parent_path(path));
   if (ec)
     return;
@@ -225,13 +222,8 @@ void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
   optimizeModule(*module, *machine, options.optLevel);
   job.times.optimizeMs = millisecondsSince(start);
   start = Clock::now();
-  raw_svector_ostream os(job.object);
-  legacy::PassManager codegen;
-  if (machine->addPassesToEmitFile(codegen, os, nullptr, CodeGenFileType::ObjectFile)) {
-    job.error = "the target cannot emit object code";
+  if (!emitObjectCode(*module, *machine, job.object, job.error))
     return;
-  }
-  codegen.run(*module);
   job.times.machineCodeMs = millisecondsSince(start);
   if (!cached.empty())
     writeCachedObject(cached, job.object);
@@ -259,18 +251,7 @@ bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &er
         return false;
       }
   }
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < jobs.size(); i = next++)
-      compileKernelJob(jobs[i], impl_->options);
-  };
-  size_t threads = std::min<size_t>(jobs.size(), std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<std::thread> helpers;
-  for (size_t t = 1; t < threads; ++t)
-    helpers.emplace_back(work);
-  work();
-  for (std::thread &helper : helpers)
-    helper.join();
+  forEachInParallel(jobs.size(), [&](size_t i) { compileKernelJob(jobs[i], impl_->options); });
 
   CompileTimes &times = impl_->times;
   for (KernelJob &job : jobs) {

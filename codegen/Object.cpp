@@ -20,7 +20,6 @@
 #include <llvm/IR/DerivedTypes.h>
 #include <llvm/IR/GlobalVariable.h>
 #include <llvm/IR/LLVMContext.h>
-#include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Linker/Linker.h>
@@ -31,10 +30,8 @@
 #include <llvm/TargetParser/Host.h>
 #include <llvm/TargetParser/Triple.h>
 
-#include <atomic>
 #include <cctype>
 #include <fmt/format.h>
-#include <thread>
 
 namespace gradc::codegen {
 
@@ -172,38 +169,28 @@ bool emitModelObject(const std::vector<ObjectKernel> &kernels, const ObjectModel
     jobs[i].kernel = &kernels[i];
     jobs[i].symbol = kernelSymbol(*kernels[i].graph, kernels[i].symbolName);
   }
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < jobs.size(); i = next++) {
-      Job &job = jobs[i];
-      std::unique_ptr<TargetMachine> jobMachine = createTargetMachine(options, job.error);
-      if (!jobMachine)
-        continue;
-      LLVMContext jobContext;
-      std::unique_ptr<Module> module = buildKernelModule(*job.kernel->graph, job.kernel->symbolName,
-                                                         jobContext, job.layout, job.error);
-      if (!module)
-        continue;
-      // What the JIT does, step for step (codegen/Jit.cpp).
-      configureModule(*module, *jobMachine);
-      optimizeModule(*module, *jobMachine, options.optLevel);
-      // Only the kernel is the object's business; helpers that the JIT
-      // keeps in an object of their own become private here, so two
-      // kernels' helpers cannot clash.
-      for (GlobalValue &value : module->global_values())
-        if (!value.isDeclaration() && !value.hasLocalLinkage() && value.getName() != job.symbol)
-          value.setLinkage(GlobalValue::InternalLinkage);
-      raw_svector_ostream os(job.bitcode);
-      WriteBitcodeToFile(*module, os);
-    }
-  };
-  size_t threads = std::min<size_t>(jobs.size(), std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<std::thread> helpers;
-  for (size_t t = 1; t < threads; ++t)
-    helpers.emplace_back(work);
-  work();
-  for (std::thread &helper : helpers)
-    helper.join();
+  forEachInParallel(jobs.size(), [&](size_t i) {
+    Job &job = jobs[i];
+    std::unique_ptr<TargetMachine> jobMachine = createTargetMachine(options, job.error);
+    if (!jobMachine)
+      return;
+    LLVMContext jobContext;
+    std::unique_ptr<Module> module = buildKernelModule(*job.kernel->graph, job.kernel->symbolName,
+                                                       jobContext, job.layout, job.error);
+    if (!module)
+      return;
+    // What the JIT does, step for step (codegen/Jit.cpp).
+    configureModule(*module, *jobMachine);
+    optimizeModule(*module, *jobMachine, options.optLevel);
+    // Only the kernel is the object's business; helpers that the JIT
+    // keeps in an object of their own become private here, so two
+    // kernels' helpers cannot clash.
+    for (GlobalValue &value : module->global_values())
+      if (!value.isDeclaration() && !value.hasLocalLinkage() && value.getName() != job.symbol)
+        value.setLinkage(GlobalValue::InternalLinkage);
+    raw_svector_ostream os(job.bitcode);
+    WriteBitcodeToFile(*module, os);
+  });
 
   LLVMContext context;
   auto linked = std::make_unique<Module>(modelSymbol(info.name), context);
@@ -251,15 +238,10 @@ bool emitModelObject(const std::vector<ObjectKernel> &kernels, const ObjectModel
     return false;
   }
 
-  SmallString<0> buffer;
-  raw_svector_ostream os(buffer);
-  legacy::PassManager codegen;
-  if (machine->addPassesToEmitFile(codegen, os, nullptr, CodeGenFileType::ObjectFile)) {
-    error = "the target " + object.triple + " cannot emit object files";
+  std::vector<char> code;
+  if (!emitObjectCode(*linked, *machine, code, error))
     return false;
-  }
-  codegen.run(*linked);
-  object.bytes.assign(buffer.begin(), buffer.end());
+  object.bytes.assign(code.begin(), code.end());
   return true;
 }
 

@@ -24,8 +24,11 @@
 #include <llvm/TargetParser/SubtargetFeature.h>
 #include <llvm/TargetParser/Triple.h>
 
+#include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 namespace gradc::codegen {
 
@@ -186,18 +189,55 @@ void optimizeModule(Module &module, TargetMachine &machine, int optLevel) {
   passes.run(module, mam);
 }
 
+namespace {
+
+bool emitFile(Module &module, TargetMachine &machine, CodeGenFileType type,
+              SmallVectorImpl<char> &buffer) {
+  raw_svector_ostream os(buffer);
+  legacy::PassManager codegen;
+  if (machine.addPassesToEmitFile(codegen, os, nullptr, type))
+    return false;
+  codegen.run(module);
+  return true;
+}
+
+} // namespace
+
 bool emitAssemblyText(Module &module, TargetMachine &machine, std::string &out,
                       std::string &error) {
   SmallString<0> buffer;
-  raw_svector_ostream os(buffer);
-  legacy::PassManager codegen;
-  if (machine.addPassesToEmitFile(codegen, os, nullptr, CodeGenFileType::AssemblyFile)) {
+  if (!emitFile(module, machine, CodeGenFileType::AssemblyFile, buffer)) {
     error = "the target cannot emit assembly";
     return false;
   }
-  codegen.run(module);
   out.assign(buffer.begin(), buffer.end());
   return true;
+}
+
+bool emitObjectCode(Module &module, TargetMachine &machine, std::vector<char> &out,
+                    std::string &error) {
+  SmallString<0> buffer;
+  if (!emitFile(module, machine, CodeGenFileType::ObjectFile, buffer)) {
+    error = "the target " + machine.getTargetTriple().str() + " cannot emit object files";
+    return false;
+  }
+  out.insert(out.end(), buffer.begin(), buffer.end());
+  return true;
+}
+
+void forEachInParallel(size_t count, const std::function<void(size_t)> &job) {
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < count; i = next++)
+      job(i);
+  };
+  size_t threads = std::min<size_t>(count, std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t)
+    helpers.emplace_back(work);
+  work();
+  for (std::thread &helper : helpers)
+    helper.join();
 }
 
 } // namespace gradc::codegen

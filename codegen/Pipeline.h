@@ -2,14 +2,17 @@
 //
 // The steps shared by the JIT and the printers: building a kernel's module,
 // choosing the target (the host CPU and its features by default, like
-// -march=native), running LLVM's new-pass-manager pipeline on it, and
-// printing assembly.
+// -march=native), running LLVM's new-pass-manager pipeline on it, emitting
+// object code or assembly, and compiling several kernels at once.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace llvm {
 class LLVMContext;
@@ -58,5 +61,16 @@ void optimizeModule(llvm::Module &module, llvm::TargetMachine &machine, int optL
 /// Target assembly of `module`.
 bool emitAssemblyText(llvm::Module &module, llvm::TargetMachine &machine, std::string &out,
                       std::string &error);
+
+/// The object file of `module` for `machine`, appended to `out`.  Returns
+/// false and sets `error` when the target cannot emit one.
+bool emitObjectCode(llvm::Module &module, llvm::TargetMachine &machine, std::vector<char> &out,
+                    std::string &error);
+
+/// Calls job(0), ..., job(count - 1) once each, on as many threads as there
+/// are cores (at most `count`); the calling thread takes part.  Each job
+/// must be independent of the others (its own LLVMContext and
+/// TargetMachine), so the results do not depend on the thread count.
+void forEachInParallel(size_t count, const std::function<void(size_t)> &job);
 
 } // namespace gradc::codegen
