@@ -45,7 +45,7 @@ typedef struct gradc_aot_tensor {
   const double *init_args; /* num_init_args entries */
   int64_t fan_in, fan_out;
   int32_t rank;
-  int32_t role; /* GRADC_ROLE_* */
+  int32_t role;   /* GRADC_ROLE_* */
   int32_t is_int; /* i32 (class labels) instead of f32 */
   int32_t num_init_args;
 } gradc_aot_tensor;

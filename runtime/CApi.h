@@ -45,8 +45,7 @@ typedef struct gradc_model gradc_model;
  * pool of `threads` threads (0: all cores; results are bit-identical for a
  * fixed count).  On failure *out is NULL and gradc_model_error(NULL)
  * tells why. */
-int gradc_model_create(const gradc_aot_model *model, uint64_t seed, int threads,
-                       gradc_model **out);
+int gradc_model_create(const gradc_aot_model *model, uint64_t seed, int threads, gradc_model **out);
 /* Frees everything; NULL is allowed. */
 void gradc_model_destroy(gradc_model *model);
 /* The message of the last failure of `model`, or "" when its last call
@@ -75,8 +74,7 @@ uint64_t gradc_model_step(const gradc_model *model);
  * count, and copies out of and into the model (`count` must be exact). */
 int gradc_model_tensor_size(gradc_model *model, const char *name, int64_t *count);
 int gradc_model_get_tensor(gradc_model *model, const char *name, float *data, int64_t count);
-int gradc_model_set_tensor(gradc_model *model, const char *name, const float *data,
-                           int64_t count);
+int gradc_model_set_tensor(gradc_model *model, const char *name, const float *data, int64_t count);
 
 /* safetensors checkpoints, the format of `gradc train --save`: save writes
  * params, optimizer state and the step counter atomically; load reads a

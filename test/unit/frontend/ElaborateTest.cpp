@@ -447,7 +447,8 @@ TEST(Elaborate, Errors) {
        "test.grad:3:12: error: 'relu' takes 1 argument, got 2"},
       {"model m {\n  input x : f32[4]\n  loss sum(gelu(x))\n}\n",
        "test.grad:3:12: error: unknown function 'gelu'; expected one of relu, sigmoid, tanh, exp, "
-       "log, sqrt, dropout, softmax, log_softmax, maximum, minimum, sum, mean, max, flatten, reshape, "
+       "log, sqrt, dropout, softmax, log_softmax, maximum, minimum, sum, mean, max, flatten, "
+       "reshape, "
        "squared_error, cross_entropy, bce_logits, none"},
       {"model m {\n  param W : f32[4] = he\n  loss sum(W)\n}\n",
        "test.grad:2:22: error: unknown initializer 'he'; expected one of xavier_normal, "
