@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
@@ -95,18 +96,24 @@ namespace {
 
 /// Renders the graph to SVG on stdout through Graphviz's `dot`.
 int renderSvg(const ir::Graph &graph, const ir::DotOptions &options) {
-  char path[] = "/tmp/gradc-XXXXXX.dot";
-  int fd = mkstemps(path, 4);
+  // $TMPDIR, else /tmp, as other tools do.
+  std::error_code ec;
+  std::string pattern = (std::filesystem::temp_directory_path(ec) / "gradc-XXXXXX.dot").string();
+  if (ec)
+    pattern = "/tmp/gradc-XXXXXX.dot";
+  std::vector<char> path(pattern.begin(), pattern.end());
+  path.push_back('\0');
+  int fd = mkstemps(path.data(), 4);
   if (fd < 0)
     return fail("cannot create a temporary file for Graphviz");
   close(fd);
   {
-    std::ofstream file(path);
+    std::ofstream file(path.data());
     ir::printDot(graph, file, options);
   }
   std::fflush(stdout);
-  int status = std::system(fmt::format("dot -Tsvg '{}'", path).c_str());
-  std::remove(path);
+  int status = std::system(fmt::format("dot -Tsvg '{}'", path.data()).c_str());
+  std::remove(path.data());
   if (status != 0)
     return fail("Graphviz's 'dot' failed or is not installed (Debian package graphviz)");
   return 0;
