@@ -18,6 +18,7 @@
 #include "ir/Printer.h"
 #include "passes/Pass.h"
 #include "runtime/Philox.h"
+#include "runtime/ThreadPool.h"
 #include "test/support/OpSamples.h"
 
 #include <cmath>
@@ -178,6 +179,31 @@ TEST(DropoutMask, EqualsInterpreterBitForBit) {
         }
       }
     }
+  }
+}
+
+TEST(DropoutMask, BigMasksOnThePoolEqualInterpreterForAnyThreadCount) {
+  // 16899 elements: drawn on the pool (4224 Philox groups split into
+  // tasks), and a partial last group of 3 on the calling thread.
+  const int64_t count = 16899;
+  auto graph = maskGraph(count, 0.3, 2);
+  std::string error;
+  rt::KernelSpec spec;
+  ASSERT_TRUE(test::sharedJit().addKernel(*graph, "big_mask", spec, error)) << error;
+  const uint64_t seed = 7, step = 123456789012ull;
+  Interpreter interp(*graph);
+  interp.setRandomKey(seed, step);
+  ASSERT_TRUE(interp.run(&error)) << error;
+  const std::vector<double> &reference = interp.output("mask")->data;
+  test::KernelRunner runner(*graph, spec);
+  rt::ThreadPool one(1), two(2), three(3);
+  for (rt::ThreadPool *pool : {static_cast<rt::ThreadPool *>(nullptr), &one, &two, &three}) {
+    runner.run(seed, step, pool);
+    std::vector<float> got = runner.output("mask");
+    ASSERT_EQ(int64_t(got.size()), count);
+    for (int64_t i = 0; i < count; ++i)
+      ASSERT_EQ(got[i], static_cast<float>(reference[i]))
+          << "element " << i << " with " << (pool ? pool->threads() : 0) << " threads";
   }
 }
 
