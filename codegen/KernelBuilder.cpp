@@ -141,12 +141,17 @@ void KernelBuilder::loop(int64_t tripCount, const std::string &name,
 }
 
 void KernelBuilder::parallelFor(int64_t tasks, const std::string &name, ArrayRef<Value *> captures,
-                                TaskBody body) {
+                                TaskBody body, const std::string &shareKey) {
   SmallVector<Value *, 8> distinct;
   for (Value *value : captures)
     if (std::find(distinct.begin(), distinct.end(), value) == distinct.end())
       distinct.push_back(value);
   Function *kernel = function;
+  ArrayType *closureType = ArrayType::get(ptr, std::max<size_t>(distinct.size(), 1));
+  if (auto known = sharedTasks_.find(shareKey); !shareKey.empty() && known != sharedTasks_.end()) {
+    callOnPool(tasks, name, known->second, closureType, distinct);
+    return;
+  }
   Function *outlined =
       Function::Create(FunctionType::get(b.getVoidTy(), {ptr, i64, i64}, false),
                        GlobalValue::InternalLinkage, kernel->getName() + "." + name, module);
@@ -154,7 +159,8 @@ void KernelBuilder::parallelFor(int64_t tasks, const std::string &name, ArrayRef
   outlined->getArg(0)->setName("closure");
   outlined->getArg(1)->setName("begin");
   outlined->getArg(2)->setName("end");
-  ArrayType *closureType = ArrayType::get(ptr, std::max<size_t>(distinct.size(), 1));
+  if (!shareKey.empty())
+    sharedTasks_[shareKey] = outlined;
 
   // The body, built by this same builder pointed at the new function.
   IRBuilderBase::InsertPoint kernelPoint = b.saveIP();
@@ -179,8 +185,13 @@ void KernelBuilder::parallelFor(int64_t tasks, const std::string &name, ArrayRef
   function = kernel;
   tags_ = std::move(kernelTags);
   b.restoreIP(kernelPoint);
+  callOnPool(tasks, name, outlined, closureType, distinct);
+}
 
-  // The call: the closure lives in the kernel's frame.
+void KernelBuilder::callOnPool(int64_t tasks, const std::string &name, Function *outlined,
+                               ArrayType *closureType, ArrayRef<Value *> distinct) {
+  // The closure lives in the kernel's frame.
+  Function *kernel = function;
   IRBuilder<> entry(&kernel->getEntryBlock(), kernel->getEntryBlock().begin());
   Value *closure = entry.CreateAlloca(closureType, nullptr, name + ".closure");
   for (size_t i = 0; i < distinct.size(); ++i)

@@ -16,6 +16,7 @@
 
 #include <llvm/ADT/DenseMap.h>
 #include <llvm/ADT/SmallVector.h>
+#include <llvm/ADT/StringMap.h>
 #include <llvm/IR/IRBuilder.h>
 
 #include <string>
@@ -88,8 +89,12 @@ public:
   /// which sees `captures` (pointers of the kernel) as `captured`, and the
   /// kernel calls gradc_parallel_for(ctx->pool, ...).  Must be called while
   /// building the kernel itself (its first argument is the step context).
+  /// Calls with the same non-empty `shareKey` share one function (the
+  /// first call's body): for tasks whose body depends on nothing but the
+  /// key and the captures, like a dropout mask drawn again in the
+  /// backward pass.
   void parallelFor(int64_t tasks, const std::string &name, llvm::ArrayRef<llvm::Value *> captures,
-                   TaskBody body);
+                   TaskBody body, const std::string &shareKey = "");
 
   /// Gives `inst`, an access through `base`, the alias scopes of the
   /// current node (for accesses built without load() and store()).
@@ -100,8 +105,13 @@ private:
     llvm::MDNode *scope = nullptr, *noalias = nullptr;
   };
   void tag(llvm::Instruction *inst, llvm::Value *base);
+  /// The kernel's call of gradc_parallel_for(ctx->pool, tasks, outlined,
+  /// closure of `distinct`).
+  void callOnPool(int64_t tasks, const std::string &name, llvm::Function *outlined,
+                  llvm::ArrayType *closureType, llvm::ArrayRef<llvm::Value *> distinct);
 
   llvm::DenseMap<llvm::Value *, AccessTags> tags_;
+  llvm::StringMap<llvm::Function *> sharedTasks_; ///< parallelFor's shareKey -> body
 };
 
 } // namespace gradc::codegen

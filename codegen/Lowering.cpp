@@ -553,7 +553,8 @@ private:
     const int64_t perTask = (groups + tasks - 1) / tasks;
     Value *ctx = kb_.function->getArg(0);
     kb_.parallelFor(
-        tasks, node.name, {out, ctx}, [&](ArrayRef<Value *> captured, Value *begin, Value *end) {
+        tasks, node.name, {out, ctx},
+        [&](ArrayRef<Value *> captured, Value *begin, Value *end) {
           // runtime/Abi.h: gradc_step_context.seed and .step are fields 2 and 3.
           StructType *ctxType =
               StructType::get(kb_.context, {kb_.ptr, kb_.ptr, kb_.i64, kb_.i64, kb_.ptr, kb_.ptr});
@@ -566,7 +567,10 @@ private:
             emitDropoutMaskRange(kb_, node.name, first, last, 0, attrs.value, stream, seed, step,
                                  captured[0]);
           });
-        });
+        },
+        // The mask drawn again for the backward pass (recompute-masks) has
+        // the same stream, so the same tasks.
+        fmt::format("dropout_mask {} {} {}", count, attrs.value, stream));
     // The partial last group, on the calling thread.
     if (count % 4 != 0)
       emitDropoutMaskRange(kb_, node.name + ".tail", kb_.index(groups), kb_.index(groups),
