@@ -51,7 +51,7 @@ static std::unique_ptr<llvm::Module> prepare(const ir::Graph &graph, const std::
     return nullptr;
   configureModule(*module, *machine);
   if (optimized)
-    optimizeModule(*module, *machine, options.optLevel);
+    optimizeModule(*module, *machine, options);
   return module;
 }
 

@@ -20,10 +20,17 @@ class Graph;
 
 namespace gradc::codegen {
 
+/// Which LLVM passes optimise a kernel (Pipeline.cpp, kernelPipeline).
+enum class Pipeline {
+  Kernel,      ///< the few passes gradc's lowering needs: fast to compile
+  LLVMDefault, ///< LLVM's default O1/O2/O3 pipeline, for comparison
+};
+
 struct CodegenOptions {
   std::string cpu = "host"; ///< "host" or an LLVM CPU name ("x86-64-v3")
   std::string triple;       ///< empty: the host's
-  int optLevel = 3;         ///< 0..3, LLVM's -O level
+  int optLevel = 3;         ///< 0..3: the code generator's level, and the pipeline's
+  Pipeline pipeline = Pipeline::Kernel;
   /// The Jit keeps compiled objects here, keyed by a hash of the kernel's
   /// unoptimised IR, target and options; empty: no cache.
   std::string cacheDir;

@@ -142,10 +142,11 @@ struct KernelJob {
 };
 
 /// The cache file of a module: SHA-256 of everything that decides its
-/// object code (the unoptimised IR, target, CPU, features, -O level, LLVM
-/// version), so a hit is the object a compilation would produce.
+/// object code (the unoptimised IR, target, CPU, features, -O level and
+/// pipeline, LLVM version), so a hit is the object a compilation would
+/// produce.
 std::string cachePath(const std::string &dir, const Module &module, const TargetMachine &machine,
-                      int optLevel) {
+                      const CodegenOptions &options) {
   std::string text;
   raw_string_ostream os(text);
   module.print(os, nullptr);
@@ -153,7 +154,7 @@ std::string cachePath(const std::string &dir, const Module &module, const Target
      << machine.getTargetTriple().str() << "\n"
      << machine.getTargetCPU() << "\n"
      << machine.getTargetFeatureString() << "\n"
-     << optLevel << "\n"
+     << options.optLevel << " " << static_cast<int>(options.pipeline) << "\n"
      << LLVM_VERSION_STRING << "\n";
   os.flush();
   SHA256 hash;
@@ -210,16 +211,15 @@ void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
   if (!module)
     return;
   configureModule(*module, *machine);
-  std::string cached = options.cacheDir.empty()
-                           ? ""
-                           : cachePath(options.cacheDir, *module, *machine, options.optLevel);
+  std::string cached =
+      options.cacheDir.empty() ? "" : cachePath(options.cacheDir, *module, *machine, options);
   job.times.lowerMs = millisecondsSince(start);
   if (!cached.empty() && readCachedObject(cached, job.object)) {
     ++job.times.cached;
     return;
   }
   start = Clock::now();
-  optimizeModule(*module, *machine, options.optLevel);
+  optimizeModule(*module, *machine, options);
   job.times.optimizeMs = millisecondsSince(start);
   start = Clock::now();
   if (!emitObjectCode(*module, *machine, job.object, job.error))

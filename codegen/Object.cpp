@@ -181,7 +181,7 @@ bool emitModelObject(const std::vector<ObjectKernel> &kernels, const ObjectModel
       return;
     // What the JIT does, step for step (codegen/Jit.cpp).
     configureModule(*module, *jobMachine);
-    optimizeModule(*module, *jobMachine, options.optLevel);
+    optimizeModule(*module, *jobMachine, options);
     // Only the kernel is the object's business; helpers that the JIT
     // keeps in an object of their own become private here, so two
     // kernels' helpers cannot clash.

@@ -23,6 +23,14 @@
 #include <llvm/TargetParser/Host.h>
 #include <llvm/TargetParser/SubtargetFeature.h>
 #include <llvm/TargetParser/Triple.h>
+#include <llvm/Transforms/IPO/AlwaysInliner.h>
+#include <llvm/Transforms/InstCombine/InstCombine.h>
+#include <llvm/Transforms/Scalar/EarlyCSE.h>
+#include <llvm/Transforms/Scalar/LICM.h>
+#include <llvm/Transforms/Scalar/LoopPassManager.h>
+#include <llvm/Transforms/Scalar/SROA.h>
+#include <llvm/Transforms/Scalar/SimplifyCFG.h>
+#include <llvm/Transforms/Vectorize/LoopVectorize.h>
 
 #include <algorithm>
 #include <atomic>
@@ -155,7 +163,40 @@ void configureModule(Module &module, TargetMachine &machine) {
     }
 }
 
-void optimizeModule(Module &module, TargetMachine &machine, int optLevel) {
+namespace {
+
+/// The passes a kernel needs, and only those.  The lowering already emits
+/// what -O3 would work hard to find: matrix products as explicit
+/// register-tiled vector code, fused elementwise loops with noalias scopes,
+/// no calls but to the thread pool.  What is left to do is to inline the
+/// product bodies (alwaysinline), clean up address arithmetic, hoist loop
+/// invariants and vectorise the elementwise loops.  Measured against
+/// LLVM's -O3 on the fashion model: the same step time, 2.5x less compile
+/// time (README, "Compile time").  Interleaving (unrolling vector loops)
+/// is left off: it doubled the code of every small loop for no measurable
+/// gain.
+ModulePassManager kernelPipeline() {
+  FunctionPassManager function;
+  function.addPass(SROAPass(SROAOptions::ModifyCFG));
+  function.addPass(EarlyCSEPass(/*UseMemorySSA=*/true));
+  function.addPass(InstCombinePass());
+  function.addPass(SimplifyCFGPass());
+  function.addPass(createFunctionToLoopPassAdaptor(LICMPass(LICMOptions()),
+                                                   /*UseMemorySSA=*/true));
+  function.addPass(LoopVectorizePass(
+      LoopVectorizeOptions(/*InterleaveOnlyWhenForced=*/true, /*VectorizeOnlyWhenForced=*/false)));
+  function.addPass(InstCombinePass());
+  function.addPass(SimplifyCFGPass());
+  ModulePassManager module;
+  module.addPass(AlwaysInlinerPass());
+  module.addPass(createModuleToFunctionPassAdaptor(std::move(function)));
+  return module;
+}
+
+} // namespace
+
+void optimizeModule(Module &module, TargetMachine &machine, const CodegenOptions &options) {
+  const int optLevel = options.optLevel;
   LoopAnalysisManager lam;
   FunctionAnalysisManager fam;
   CGSCCAnalysisManager cgam;
@@ -172,20 +213,16 @@ void optimizeModule(Module &module, TargetMachine &machine, int optLevel) {
   builder.registerLoopAnalyses(lam);
   builder.crossRegisterProxies(lam, fam, cgam, mam);
   ModulePassManager passes;
-  switch (optLevel) {
-  case 0:
+  if (optLevel == 0)
     passes = builder.buildO0DefaultPipeline(OptimizationLevel::O0);
-    break;
-  case 1:
+  else if (options.pipeline == Pipeline::Kernel)
+    passes = kernelPipeline();
+  else if (optLevel == 1)
     passes = builder.buildPerModuleDefaultPipeline(OptimizationLevel::O1);
-    break;
-  case 2:
+  else if (optLevel == 2)
     passes = builder.buildPerModuleDefaultPipeline(OptimizationLevel::O2);
-    break;
-  default:
+  else
     passes = builder.buildPerModuleDefaultPipeline(OptimizationLevel::O3);
-    break;
-  }
   passes.run(module, mam);
 }
 

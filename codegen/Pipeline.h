@@ -55,8 +55,11 @@ std::unique_ptr<llvm::Module> buildKernelModule(const ir::Graph &graph,
 /// its target-cpu / target-features attributes.
 void configureModule(llvm::Module &module, llvm::TargetMachine &machine);
 
-/// buildPerModuleDefaultPipeline(O<optLevel>) (O0: the O0 pipeline).
-void optimizeModule(llvm::Module &module, llvm::TargetMachine &machine, int optLevel);
+/// Runs the optimisation pipeline of `options`: at level 0 LLVM's O0
+/// pipeline; above, gradc's kernel pipeline (Pipeline::Kernel) or LLVM's
+/// default O<optLevel> pipeline (Pipeline::LLVMDefault).
+void optimizeModule(llvm::Module &module, llvm::TargetMachine &machine,
+                    const CodegenOptions &options);
 
 /// Target assembly of `module`.
 bool emitAssemblyText(llvm::Module &module, llvm::TargetMachine &machine, std::string &out,

@@ -386,7 +386,9 @@ int runBuild(const std::vector<std::string> &args) {
       "target-triple", po::value<std::string>(),
       "the target triple, e.g. aarch64-linux-gnu (default: this machine's); for another "
       "architecture the CPU defaults to its baseline (generic), and no trainer is linked")(
-      "opt-level", po::value<int>()->default_value(3), "LLVM optimisation level, 0 to 3")(
+      "opt-level", po::value<int>()->default_value(3),
+      "optimisation level of LLVM's code generator (and of its pipeline with "
+      "--llvm-pipeline=default), 0 to 3")(
       "tail-batches", po::value<std::string>(),
       "also compile training and evaluation kernels for these batch sizes (comma-separated): "
       "the examples left over when the batch does not divide a data set, e.g. 96,16 for "
@@ -397,6 +399,7 @@ int runBuild(const std::vector<std::string> &args) {
       "no-trainer", "write object, library and header only; no trainer executable")(
       "cxx", po::value<std::string>()->default_value("c++"),
       "the C++ compiler driver that links the trainer")("verbose,v", "print the link command");
+  addPipelineOption(options);
   addModelOptions(options);
   po::variables_map values;
   if (int status = parseOptions("build", "FILE.grad -o DIR [options]", options, args, values);
@@ -486,6 +489,8 @@ int runBuild(const std::vector<std::string> &args) {
       codegenOptions.cpu = "generic";
   }
   codegenOptions.optLevel = values["opt-level"].as<int>();
+  if (!pipelineFrom(values, codegenOptions.pipeline, error))
+    return fail(error);
   codegen::ModelObject object;
   if (!codegen::emitModelObject(kernels, info, codegenOptions, object, error))
     return fail(error);

@@ -25,6 +25,26 @@ ModelOptions modelOptions(const po::variables_map &values) {
   return options;
 }
 
+void addPipelineOption(po::options_description &options) {
+  options.add_options()("llvm-pipeline", po::value<std::string>()->default_value("kernel"),
+                        "LLVM passes run on the kernels: kernel (the few that gradc's lowering "
+                        "needs) or default (LLVM's -O3, to compare)");
+}
+
+bool pipelineFrom(const po::variables_map &values, codegen::Pipeline &pipeline,
+                  std::string &error) {
+  const std::string &name = values["llvm-pipeline"].as<std::string>();
+  if (name == "kernel")
+    pipeline = codegen::Pipeline::Kernel;
+  else if (name == "default")
+    pipeline = codegen::Pipeline::LLVMDefault;
+  else {
+    error = fmt::format("--llvm-pipeline must be 'kernel' or 'default', got '{}'", name);
+    return false;
+  }
+  return true;
+}
+
 std::string kernelCacheDir() {
   std::string root;
   if (const char *dir = std::getenv("GRADC_CACHE_DIR"))

@@ -1,6 +1,7 @@
 //===- tools/Driver.h - Shared steps of the gradc subcommands --*- C++ -*-===//
 #pragma once
 
+#include "codegen/Codegen.h"
 #include "frontend/Frontend.h"
 #include "ir/Diagnostics.h"
 #include "ir/Graph.h"
@@ -54,6 +55,12 @@ enum class GraphStage {
 std::unique_ptr<ir::Graph> buildStage(const ir::Graph &forward, GraphStage stage,
                                       Diagnostics &diags,
                                       const passes::PipelineOptions &options = {});
+
+/// Adds --llvm-pipeline (kernel | default) to a subcommand that compiles.
+void addPipelineOption(po::options_description &options);
+
+/// The pipeline --llvm-pipeline names; false and `error` for another name.
+bool pipelineFrom(const po::variables_map &values, codegen::Pipeline &pipeline, std::string &error);
 
 /// Prints "gradc: error: <message>" and returns exit status 1.
 int fail(const std::string &message);

@@ -199,7 +199,7 @@ int runShow(const std::vector<std::string> &args) {
       "  memory     the memory plans of the training step and of inference, and the peak\n"
       "             for batch sizes 1, 8, 64, 512\n"
       "  llvm       LLVM IR of the generated kernel, before LLVM's passes\n"
-      "  llvm-opt   the same after LLVM's -O3 pipeline for the target CPU\n"
+      "  llvm-opt   the same after the LLVM pipeline (--llvm-pipeline) for the target CPU\n"
       "  asm        the kernel's assembly")(
       "kernel", po::value<std::string>()->default_value("train_step"),
       "for llvm, llvm-opt and asm: train_step (the optimized training graph) or eval (the "
@@ -212,6 +212,7 @@ int runShow(const std::vector<std::string> &args) {
       "Graphviz's dot)")("collapse-blocks", "with dot/svg: draw each block instance as one node")(
       "print-after-all", "print the graph after every pass of the stage's pipeline")(
       "cpu", po::value<std::string>()->default_value("host"), "target CPU for llvm-opt and asm");
+  addPipelineOption(options);
   addModelOptions(options);
   po::variables_map values;
   if (int status = parseOptions("show", "FILE.grad --stage=STAGE [options]", options, args, values);
@@ -284,6 +285,8 @@ int runShow(const std::vector<std::string> &args) {
   codegen::CodegenOptions codegenOptions;
   codegenOptions.cpu = values["cpu"].as<std::string>();
   std::string text, error;
+  if (!pipelineFrom(values, codegenOptions.pipeline, error))
+    return fail(error);
   bool ok = stage == "asm" ? codegen::emitAssembly(*graph, kernel, codegenOptions, text, error)
                            : codegen::emitLLVMIR(*graph, kernel, codegenOptions,
                                                  stage == "llvm-opt", text, error);

@@ -111,6 +111,7 @@ int runTrain(const std::vector<std::string> &args) {
       "diagnose", po::value<bool>()->default_value(true),
       "when the loss goes NaN or Inf, replay the step in the reference interpreter and name "
       "the first bad value (costs one copy of the weights per epoch)");
+  addPipelineOption(options);
   addModelOptions(options);
   po::variables_map values;
   if (int status = parseOptions("train", "FILE.grad [options]", options, args, values); status >= 0)
@@ -185,6 +186,8 @@ int runTrain(const std::vector<std::string> &args) {
   auto compileStart = Clock::now();
   codegen::CodegenOptions codegenOptions;
   codegenOptions.cacheDir = kernelCacheDir();
+  if (!pipelineFrom(values, codegenOptions.pipeline, error))
+    return fail(error);
   std::unique_ptr<codegen::Jit> jit = codegen::Jit::create(codegenOptions, error);
   if (!jit)
     return fail(error);

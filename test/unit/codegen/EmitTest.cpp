@@ -110,11 +110,13 @@ TEST(Emit, SameKernelTwiceInOneJit) {
   EXPECT_NE(second.fn, nullptr);
 }
 
-TEST(Emit, EveryOptimizationLevelRuns) {
-  for (int level = 0; level <= 3; ++level) {
+TEST(Emit, EveryOptimizationLevelAndPipelineRuns) {
+  for (int run = 0; run < 8; ++run) {
+    const int level = run % 4;
     auto g = elementwise();
     codegen::CodegenOptions options;
     options.optLevel = level;
+    options.pipeline = run < 4 ? codegen::Pipeline::Kernel : codegen::Pipeline::LLVMDefault;
     std::string error;
     auto jit = codegen::Jit::create(options, error);
     ASSERT_NE(jit, nullptr) << error;
@@ -133,7 +135,7 @@ TEST(Emit, EveryOptimizationLevelRuns) {
     std::vector<float> w = runner.output("w");
     for (size_t i = 0; i < w.size(); ++i)
       ASSERT_EQ(w[i], static_cast<float>(2 * (i % 7) * ((i % 256) % 3)))
-          << "O" << level << " " << i;
+          << "O" << level << " pipeline " << run / 4 << " " << i;
   }
 }
 
