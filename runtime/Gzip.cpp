@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/Gzip.h"
+#include "runtime/HugePages.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -33,8 +34,11 @@ bool readFile(const std::string &path, std::string &bytes, std::string &error) {
   // for a 30 MB file); keep reading past it in case the file grew.
   bytes.clear();
   struct stat info;
-  if (::fstat(fileno(file.get()), &info) == 0 && info.st_size > 0)
+  if (::fstat(fileno(file.get()), &info) == 0 && info.st_size > 0) {
+    bytes.reserve(size_t(info.st_size));
+    adviseHugePages(bytes.data(), bytes.capacity());
     bytes.resize(size_t(info.st_size));
+  }
   size_t used = std::fread(bytes.data(), 1, bytes.size(), file.get());
   if (used == bytes.size()) {
     char buffer[1 << 16];
@@ -71,7 +75,10 @@ bool gunzip(const std::string &path, const std::string &in, std::string &out, st
     for (int i = 3; i >= 0; --i)
       guess = guess << 8 | static_cast<unsigned char>(in[in.size() - 4 + i]);
   guess = std::clamp(guess, kMinGuess, std::max(kMinGuess, in.size() * kMaxRatioGuess));
-  out.assign(guess, '\0');
+  out.clear();
+  out.reserve(guess);
+  adviseHugePages(out.data(), out.capacity());
+  out.resize(guess);
 
   z_stream zs{};
   if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) { // 16: expect a gzip wrapper

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/Idx.h"
 #include "runtime/Gzip.h"
+#include "runtime/HugePages.h"
 
 #include <filesystem>
 #include <fmt/format.h>
@@ -97,6 +98,8 @@ bool loadIdx(const std::string &imagesPath, const std::string &labelsPath, Datas
   // not multiplication by 1/255: the correctly rounded value, the same as
   // PyTorch's ToTensor()).
   data.byteFeatures = true;
+  data.featureBytes.reserve(images.size() - 16);
+  adviseHugePages(data.featureBytes.data(), data.featureBytes.capacity());
   data.featureBytes.assign(pixels, pixels + (images.size() - 16));
   for (int v = 0; v < 256; ++v)
     data.byteValues[size_t(v)] = float(v) / 255.0f;
@@ -107,24 +110,52 @@ bool loadIdx(const std::string &imagesPath, const std::string &labelsPath, Datas
   return true;
 }
 
-bool loadIdxDirectory(const std::string &dir, Dataset &train, Dataset &test, std::string &error) {
-  auto find = [&](const std::string &stem, std::string &path) {
+namespace {
+
+/// The paths of the four files of an IDX directory, in the order train
+/// images, train labels, test images, test labels.
+bool findIdxFiles(const std::string &dir, std::string (&paths)[4], std::string &error) {
+  const char *stems[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+  for (int i = 0; i < 4; ++i) {
+    bool found = false;
     for (const char *suffix : {".gz", ""}) {
-      path = dir + "/" + stem + suffix;
-      if (std::filesystem::exists(path))
-        return true;
+      paths[i] = dir + "/" + stems[i] + suffix;
+      if ((found = std::filesystem::exists(paths[i])))
+        break;
     }
-    error = fmt::format("'{}' has no {}[.gz]: expected an IDX data set (train-images-idx3-ubyte, "
-                        "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte)",
-                        dir, stem);
+    if (!found) {
+      error =
+          fmt::format("'{}' has no {}[.gz]: expected an IDX data set (train-images-idx3-ubyte, "
+                      "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte)",
+                      dir, stems[i]);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool labelCount(const std::string &path, int64_t &count, std::string &error) {
+  std::string labels;
+  std::vector<int64_t> dims;
+  if (!readMaybeGzipped(path, labels, error) || !parseHeader(path, labels, 1, dims, error))
     return false;
-  };
-  std::string trainImages, trainLabels, testImages, testLabels;
-  return find("train-images-idx3-ubyte", trainImages) &&
-         find("train-labels-idx1-ubyte", trainLabels) &&
-         find("t10k-images-idx3-ubyte", testImages) && find("t10k-labels-idx1-ubyte", testLabels) &&
-         loadIdx(trainImages, trainLabels, train, error) &&
-         loadIdx(testImages, testLabels, test, error);
+  count = dims[0];
+  return true;
+}
+
+} // namespace
+
+bool loadIdxDirectory(const std::string &dir, Dataset &train, Dataset &test, std::string &error) {
+  std::string paths[4];
+  return findIdxFiles(dir, paths, error) && loadIdx(paths[0], paths[1], train, error) &&
+         loadIdx(paths[2], paths[3], test, error);
+}
+
+bool idxDirectoryCounts(const std::string &dir, int64_t &train, int64_t &test, std::string &error) {
+  std::string paths[4];
+  return findIdxFiles(dir, paths, error) && labelCount(paths[1], train, error) &&
+         labelCount(paths[3], test, error);
 }
 
 } // namespace gradc::rt
