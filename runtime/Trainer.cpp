@@ -207,18 +207,30 @@ bool prepareFeed(const KernelSpec &kernel, const Dataset &data, const char *what
 
 /// Copies examples order[first, first + examplesPerCall) (or first,
 /// first + 1, ... when order is null) into the kernel's input and target.
+/// A big batch is copied on the kernel's thread pool: the copy (bytes to
+/// floats for IDX pixels) was 5% of a Fashion-MNIST step, with the second
+/// core idle.
 void loadExamples(Feed &feed, const Dataset &data, const int64_t *order, int64_t first) {
   const size_t targetBytes = feed.targetSize * sizeof(float); // i32 has the same size
   static_assert(sizeof(float) == sizeof(int32_t));
   auto *target = static_cast<char *>(feed.target);
-  for (int64_t slot = 0; slot < feed.examplesPerCall; ++slot) {
-    int64_t example = order ? order[first + slot] : first + slot;
-    data.copyFeatures(example, feed.input + slot * feed.featureSize);
-    const void *source = data.intTargets
-                             ? static_cast<const void *>(&data.targetsI[example * feed.targetSize])
-                             : static_cast<const void *>(&data.targetsF[example * feed.targetSize]);
-    std::memcpy(target + slot * targetBytes, source, targetBytes);
-  }
+  auto copy = [&](int64_t begin, int64_t end) {
+    for (int64_t slot = begin; slot < end; ++slot) {
+      int64_t example = order ? order[first + slot] : first + slot;
+      data.copyFeatures(example, feed.input + slot * feed.featureSize);
+      const void *source =
+          data.intTargets ? static_cast<const void *>(&data.targetsI[example * feed.targetSize])
+                          : static_cast<const void *>(&data.targetsF[example * feed.targetSize]);
+      std::memcpy(target + slot * targetBytes, source, targetBytes);
+    }
+  };
+  // Below this many features the pool's hand-off costs more than it saves.
+  constexpr int64_t kParallelFeatures = int64_t(1) << 14;
+  auto *pool = static_cast<ThreadPool *>(feed.ctx.pool);
+  if (pool && feed.examplesPerCall * feed.featureSize >= kParallelFeatures)
+    pool->parallelFor(feed.examplesPerCall, copy);
+  else
+    copy(0, feed.examplesPerCall);
 }
 
 /// One pass over a data set: full batches of the main kernel, then the
