@@ -346,16 +346,28 @@ private:
   // into a fused multiply-add: one rounding instead of two.  Results stay
   // the same for any thread count, and between the JIT and `gradc build`.
   //
+  // A run also takes in the maps of its shape that follow it without
+  // reading it (the velocity's decay after the gradient's weight decay), and
+  // the updates of its members that may happen in place (UpdateLayout::
+  // InPlace: nothing after them reads the target): the loop then writes
+  // the new parameter or optimizer state straight into its buffer, after
+  // reading the old element, and the whole optimizer step of a parameter
+  // (gradient plus weight decay, momentum, step, update) is one pass that
+  // reads the gradient, the weight and the velocity once and writes the
+  // weight and the velocity once, instead of about fifteen passes.
+  //
   // Conditions, so that each iteration only touches its own element and the
   // noalias scopes of the loop stay true: operands are members, constants,
   // values of the same shape, or scalars in caller buffers (the learning
-  // rate); and the storage of the loop's inputs and stored results is
-  // pairwise disjoint in the memory plan.
+  // rate); and the storage of the loop's inputs, stored results and update
+  // targets is pairwise disjoint in the memory plan (an updated target may
+  // be an input: element i is read before it is written).
 
   struct FusionGroup {
-    std::vector<const Node *> nodes;  ///< in program order
-    std::vector<const Node *> inputs; ///< operands from outside, not constants
-    std::vector<const Node *> stored; ///< members read outside the group
+    std::vector<const Node *> nodes;   ///< in program order, updates included
+    std::vector<const Node *> inputs;  ///< operands from outside, not constants
+    std::vector<const Node *> stored;  ///< members read outside the group
+    std::vector<const Node *> targets; ///< what the group's updates write
   };
 
   /// An elementwise op (TRAIT_ELEMENTWISE in ir/Ops.def) as a function of
@@ -428,10 +440,24 @@ private:
     return true;
   }
 
+  /// Whether `node` is an update of a value of `members` that can write
+  /// its target from inside a loop over `shape`.
+  bool fusableUpdate(const Node &node, const ir::Shape &shape,
+                     const std::unordered_set<const Node *> &members) {
+    if (!node.is(OpKind::Update) || !members.count(node.operands[1]))
+      return false;
+    const Node *target = node.operands[0];
+    return layout_.updates.at(&node).kind == UpdateLayout::InPlace &&
+           target->type.dtype == ir::DType::F32 && target->type.shape == shape &&
+           layout_.of(target).home.kind == Storage::Buffer;
+  }
+
   void planFusion() {
     std::vector<const Node *> run;
     std::unordered_set<const Node *> members;
     auto finish = [&] {
+      // A run starts with a map; one map and its update is a loop too (the
+      // map writes the target directly, no copy).
       if (run.size() >= 2)
         makeGroup(run);
       run.clear();
@@ -439,9 +465,12 @@ private:
     };
     for (const auto &owned : graph_.nodes()) {
       const Node &node = *owned;
-      bool readsRun = std::any_of(node.operands.begin(), node.operands.end(),
-                                  [&](const Node *operand) { return members.count(operand); });
-      if (!run.empty() && readsRun && fusable(node, run.front()->type.shape, members)) {
+      // Leaves are read in place, no code: they do not end a run.
+      if (auto leaf = layout_.values.find(&node);
+          node.isLeaf() && leaf != layout_.values.end() && leaf->second.copyToBuffers.empty())
+        continue;
+      if (!run.empty() && (fusable(node, run.front()->type.shape, members) ||
+                           fusableUpdate(node, run.front()->type.shape, members))) {
         run.push_back(&node);
         members.insert(&node);
         continue;
@@ -459,24 +488,36 @@ private:
     auto group = std::make_unique<FusionGroup>();
     group->nodes = run;
     std::unordered_set<const Node *> members(run.begin(), run.end());
+    auto addOnce = [](std::vector<const Node *> &list, const Node *node) {
+      if (std::find(list.begin(), list.end(), node) == list.end())
+        list.push_back(node);
+    };
     for (const Node *node : run) {
+      if (node->is(OpKind::Update)) {
+        addOnce(group->targets, node->operands[0]);
+        continue;
+      }
       for (const Node *operand : node->operands)
-        if (!members.count(operand) && !operand->is(OpKind::Const) &&
-            std::find(group->inputs.begin(), group->inputs.end(), operand) == group->inputs.end())
-          group->inputs.push_back(operand);
+        if (!members.count(operand) && !operand->is(OpKind::Const))
+          addOnce(group->inputs, operand);
       bool readOutside = layout_.of(node).home.kind == Storage::Buffer; // a result
       for (const Node *user : users_[node])
         readOutside = readOutside || !members.count(user);
       if (readOutside)
         group->stored.push_back(node);
     }
-    // The loop's noalias scopes claim that inputs and stored results do not
-    // overlap; the memory plan may have given a result the bytes of an
-    // input that died inside the run.  Then the run is lowered unfused.
-    std::vector<Storage> storages;
-    for (const auto *list : {&group->inputs, &group->stored})
+    // The loop's noalias scopes claim that inputs, stored results and
+    // update targets do not overlap; the memory plan may have given a
+    // result the bytes of an input that died inside the run.  Then the run
+    // is lowered unfused.  (A target that is also an input is one pointer,
+    // read at element i before element i is written.)
+    std::vector<const Node *> touched = group->inputs;
+    for (const auto *list : {&group->stored, &group->targets})
       for (const Node *node : *list)
-        storages.push_back(layout_.of(node).home);
+        addOnce(touched, node);
+    std::vector<Storage> storages;
+    for (const Node *node : touched)
+      storages.push_back(layout_.of(node).home);
     for (size_t i = 0; i < storages.size(); ++i)
       for (size_t j = i + 1; j < storages.size(); ++j) {
         const Storage &a = storages[i], &b = storages[j];
@@ -495,9 +536,10 @@ private:
     const Node &leader = *group.nodes.front();
     const ir::Type &type = leader.type;
     std::vector<Value *> bases;
-    for (const auto *list : {&group.stored, &group.inputs})
+    for (const auto *list : {&group.stored, &group.inputs, &group.targets})
       for (const Node *node : *list)
-        bases.push_back(pointerOf(node));
+        if (std::find(bases.begin(), bases.end(), pointerOf(node)) == bases.end())
+          bases.push_back(pointerOf(node));
     std::string name = leader.name + ".fused";
     beginNode(leader, name, bases);
     // One element (index `at`) of every member, in program order.
@@ -508,6 +550,10 @@ private:
         return pointers[i];
       };
       for (const Node *node : group.nodes) {
+        if (node->is(OpKind::Update)) {
+          kb_.store(values.at(node->operands[1]), pointer(node->operands[0]), at);
+          continue;
+        }
         std::vector<Value *> in;
         for (const Node *operand : node->operands) {
           if (auto it = values.find(operand); it != values.end())
@@ -593,17 +639,17 @@ private:
       }
       return;
     }
+    if (auto group = groupOf_.find(&node); group != groupOf_.end()) {
+      if (group->second->nodes.front() == &node)
+        lowerFusedGroup(*group->second);
+      return; // computed (or, an update, written) in its group's loop
+    }
     if (node.is(OpKind::Update)) {
       lowerUpdate(node);
       return;
     }
     if (node.is(OpKind::Const) && !pointers_.count(&node))
       return; // folded into its users
-    if (auto group = groupOf_.find(&node); group != groupOf_.end()) {
-      if (group->second->nodes.front() == &node)
-        lowerFusedGroup(*group->second);
-      return; // computed in its group's loop
-    }
     std::vector<Value *> bases = basesOf(node);
     for (int64_t slot : layout_.of(&node).copyToBuffers)
       bases.push_back(slots_[slot]);
