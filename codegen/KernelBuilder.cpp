@@ -152,9 +152,9 @@ void KernelBuilder::parallelFor(int64_t tasks, const std::string &name, ArrayRef
     callOnPool(tasks, name, known->second, closureType, distinct);
     return;
   }
-  Function *outlined =
-      Function::Create(FunctionType::get(b.getVoidTy(), {ptr, i64, i64}, false),
-                       GlobalValue::InternalLinkage, kernel->getName() + "." + name, module);
+  Function *outlined = Function::Create(
+      FunctionType::get(b.getVoidTy(), {ptr, i64, i64}, false), GlobalValue::InternalLinkage,
+      kernel->getName() + "." + (shareKey.empty() ? name : shareKey), module);
   outlined->addFnAttr(Attribute::NoUnwind);
   outlined->getArg(0)->setName("closure");
   outlined->getArg(1)->setName("begin");

@@ -90,9 +90,9 @@ public:
   /// kernel calls gradc_parallel_for(ctx->pool, ...).  Must be called while
   /// building the kernel itself (its first argument is the step context).
   /// Calls with the same non-empty `shareKey` share one function (the
-  /// first call's body): for tasks whose body depends on nothing but the
-  /// key and the captures, like a dropout mask drawn again in the
-  /// backward pass.
+  /// first call's body), named after the key: for tasks whose body depends
+  /// on nothing but the key and the captures, like the dropout masks of
+  /// one size and p.
   void parallelFor(int64_t tasks, const std::string &name, llvm::ArrayRef<llvm::Value *> captures,
                    TaskBody body, const std::string &shareKey = "");
 

@@ -598,29 +598,36 @@ private:
     const int64_t tasks = std::min(groups, kElementwiseTasks);
     const int64_t perTask = (groups + tasks - 1) / tasks;
     Value *ctx = kb_.function->getArg(0);
+    // The stream travels in the closure (as a pointer to a constant), so
+    // one task function draws every mask of this size and p: the two masks
+    // of two equal layers, and each mask again in the backward pass
+    // (recompute-masks), share one copy of the Philox code.
+    auto *streamConstant =
+        new GlobalVariable(kb_.module, kb_.i32, /*isConstant=*/true, GlobalValue::PrivateLinkage,
+                           b_.getInt32(stream), node.name + ".stream");
     kb_.parallelFor(
-        tasks, node.name, {out, ctx},
+        tasks, node.name, {out, ctx, streamConstant},
         [&](ArrayRef<Value *> captured, Value *begin, Value *end) {
           // runtime/Abi.h: gradc_step_context.seed and .step are fields 2 and 3.
           StructType *ctxType =
               StructType::get(kb_.context, {kb_.ptr, kb_.ptr, kb_.i64, kb_.i64, kb_.ptr, kb_.ptr});
           Value *seed = b_.CreateLoad(kb_.i64, b_.CreateStructGEP(ctxType, captured[1], 2), "seed");
           Value *step = b_.CreateLoad(kb_.i64, b_.CreateStructGEP(ctxType, captured[1], 3), "step");
+          Value *streamValue = b_.CreateLoad(kb_.i32, captured[2], "stream");
           kb_.loopRange(begin, end, 1, node.name + ".task", [&](Value *task) {
             Value *first = b_.CreateMul(task, kb_.index(perTask), node.name + ".first");
             Value *last = b_.CreateBinaryIntrinsic(
                 Intrinsic::smin, b_.CreateAdd(first, kb_.index(perTask)), kb_.index(groups));
-            emitDropoutMaskRange(kb_, node.name, first, last, 0, attrs.value, stream, seed, step,
-                                 captured[0]);
+            emitDropoutMaskRange(kb_, node.name, first, last, 0, attrs.value, streamValue, seed,
+                                 step, captured[0]);
           });
         },
-        // The mask drawn again for the backward pass (recompute-masks) has
-        // the same stream, so the same tasks.
-        fmt::format("dropout_mask {} {} {}", count, attrs.value, stream));
+        fmt::format("dropout_mask.n{}.p{}", count, attrs.value));
     // The partial last group, on the calling thread.
     if (count % 4 != 0)
       emitDropoutMaskRange(kb_, node.name + ".tail", kb_.index(groups), kb_.index(groups),
-                           static_cast<int>(count % 4), attrs.value, stream, seed_, step_, out);
+                           static_cast<int>(count % 4), attrs.value, b_.getInt32(stream), seed_,
+                           step_, out);
   }
 
   void lowerNode(const Node &node) {

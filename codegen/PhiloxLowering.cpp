@@ -44,8 +44,7 @@ namespace {
 /// elements each) and, when `tailLanes` > 0, the first `tailLanes` elements
 /// of group `groupEnd` (the partial last group).
 void emitMaskGroups(KernelBuilder &kb, const std::string &name, Value *groupBegin, Value *groupEnd,
-                    int tailLanes, double p, uint32_t stream, Value *seed, Value *step,
-                    Value *out) {
+                    int tailLanes, double p, Value *stream, Value *seed, Value *step, Value *out) {
   IRBuilderBase &b = kb.b;
   // Exactly the interpreter's constants: p compared as f32, the kept value
   // 1/(1-p) computed in double and rounded once.
@@ -59,8 +58,7 @@ void emitMaskGroups(KernelBuilder &kb, const std::string &name, Value *groupBegi
   // One Philox call gives the four elements of group g.
   auto group = [&](Value *g, int lanes) {
     Value *counter = b.CreateTrunc(g, kb.i32, name + ".ctr");
-    std::array<Value *, 4> words =
-        philoxRounds(kb, {counter, b.getInt32(stream), stepLo, stepHi}, key);
+    std::array<Value *, 4> words = philoxRounds(kb, {counter, stream, stepLo, stepHi}, key);
     for (int lane = 0; lane < lanes; ++lane) {
       Value *bits24 = b.CreateLShr(words[lane], 8);
       // 24-bit integers convert exactly, so signed conversion (cheaper on
@@ -83,12 +81,12 @@ void emitMaskGroups(KernelBuilder &kb, const std::string &name, Value *groupBegi
 
 void emitDropoutMask(KernelBuilder &kb, const std::string &name, int64_t count, double p,
                      uint32_t stream, Value *seed, Value *step, Value *out) {
-  emitMaskGroups(kb, name, kb.index(0), kb.index(count / 4), static_cast<int>(count % 4), p, stream,
-                 seed, step, out);
+  emitMaskGroups(kb, name, kb.index(0), kb.index(count / 4), static_cast<int>(count % 4), p,
+                 kb.b.getInt32(stream), seed, step, out);
 }
 
 void emitDropoutMaskRange(KernelBuilder &kb, const std::string &name, Value *groupBegin,
-                          Value *groupEnd, int tailLanes, double p, uint32_t stream, Value *seed,
+                          Value *groupEnd, int tailLanes, double p, Value *stream, Value *seed,
                           Value *step, Value *out) {
   emitMaskGroups(kb, name, groupBegin, groupEnd, tailLanes, p, stream, seed, step, out);
 }

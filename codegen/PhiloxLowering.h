@@ -27,9 +27,10 @@ void emitDropoutMask(KernelBuilder &kb, const std::string &name, int64_t count, 
 /// elements each (elements 4 * groupBegin ... 4 * groupEnd - 1), then the
 /// first `tailLanes` elements of group groupEnd: a part of the mask, for a
 /// task of a parallel loop.  Element i depends only on (seed, step,
-/// stream, i), so any split gives the same mask.
+/// stream, i), so any split gives the same mask.  `stream` is an i32 value
+/// (one task function then serves every mask of its size and p).
 void emitDropoutMaskRange(KernelBuilder &kb, const std::string &name, llvm::Value *groupBegin,
-                          llvm::Value *groupEnd, int tailLanes, double p, uint32_t stream,
+                          llvm::Value *groupEnd, int tailLanes, double p, llvm::Value *stream,
                           llvm::Value *seed, llvm::Value *step, llvm::Value *out);
 
 } // namespace gradc::codegen

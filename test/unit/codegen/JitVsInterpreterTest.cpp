@@ -207,6 +207,35 @@ TEST(DropoutMask, BigMasksOnThePoolEqualInterpreterForAnyThreadCount) {
   }
 }
 
+TEST(DropoutMask, BigMasksOfOneSizeShareTheirCodeButNotTheirStream) {
+  // Two masks of one size and p run one task function, which reads the
+  // stream from its closure; each must still be its own stream's mask.
+  const int64_t count = 16384;
+  auto graph = maskGraph(count, 0.5, 2);
+  Attrs attrs;
+  attrs.value = 0.5;
+  attrs.stream = 5;
+  graph->setOutput("other",
+                   graph->create(OpKind::DropoutMask, {}, Type::f32({count}), attrs, "m5"));
+  std::string error;
+  rt::KernelSpec spec;
+  ASSERT_TRUE(test::sharedJit().addKernel(*graph, "two_masks", spec, error)) << error;
+  Interpreter interp(*graph);
+  interp.setRandomKey(3, 4);
+  ASSERT_TRUE(interp.run(&error)) << error;
+  test::KernelRunner runner(*graph, spec);
+  rt::ThreadPool two(2);
+  runner.run(3, 4, &two);
+  for (const char *key : {"mask", "other"}) {
+    std::vector<float> got = runner.output(key);
+    const std::vector<double> &reference = interp.output(key)->data;
+    ASSERT_EQ(got.size(), reference.size());
+    for (int64_t i = 0; i < count; ++i)
+      ASSERT_EQ(got[i], static_cast<float>(reference[i])) << key << " element " << i;
+  }
+  EXPECT_NE(runner.output("mask"), runner.output("other"));
+}
+
 TEST(DropoutMask, DropsAboutPOfTheElements) {
   const int64_t count = 100000;
   auto graph = maskGraph(count, 0.3, 2);
