@@ -67,6 +67,9 @@ struct KernelRequest {
   const ir::Graph *graph = nullptr;
   std::string name;
   rt::KernelSpec *spec = nullptr;
+  /// Compiled for compile speed, not run speed (markRarelyRun): the tail
+  /// kernels, called once per epoch.
+  bool rarelyRun = false;
 };
 
 /// An in-process compiler: each added graph becomes a callable kernel that

@@ -211,15 +211,18 @@ void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
   if (!module)
     return;
   configureModule(*module, *machine);
+  if (job.request->rarelyRun)
+    markRarelyRun(*module);
+  const CodegenOptions passOptions = kernelOptions(options, job.request->rarelyRun);
   std::string cached =
-      options.cacheDir.empty() ? "" : cachePath(options.cacheDir, *module, *machine, options);
+      options.cacheDir.empty() ? "" : cachePath(options.cacheDir, *module, *machine, passOptions);
   job.times.lowerMs = millisecondsSince(start);
   if (!cached.empty() && readCachedObject(cached, job.object)) {
     ++job.times.cached;
     return;
   }
   start = Clock::now();
-  optimizeModule(*module, *machine, options);
+  optimizeModule(*module, *machine, passOptions);
   job.times.optimizeMs = millisecondsSince(start);
   start = Clock::now();
   if (!emitObjectCode(*module, *machine, job.object, job.error))

@@ -181,7 +181,9 @@ bool emitModelObject(const std::vector<ObjectKernel> &kernels, const ObjectModel
       return;
     // What the JIT does, step for step (codegen/Jit.cpp).
     configureModule(*module, *jobMachine);
-    optimizeModule(*module, *jobMachine, options);
+    if (job.kernel->rarelyRun)
+      markRarelyRun(*module);
+    optimizeModule(*module, *jobMachine, kernelOptions(options, job.kernel->rarelyRun));
     // Only the kernel is the object's business; helpers that the JIT
     // keeps in an object of their own become private here, so two
     // kernels' helpers cannot clash.

@@ -34,6 +34,8 @@ struct ObjectKernel {
   /// The name in its C symbol, kernelSymbol(graph, symbolName); unique in
   /// the object ("train_step_tail_96").
   std::string symbolName;
+  /// Compiled for compile speed, as KernelRequest::rarelyRun.
+  bool rarelyRun = false;
 };
 
 /// What the descriptor says about the model besides its kernels.

@@ -163,6 +163,21 @@ void configureModule(Module &module, TargetMachine &machine) {
     }
 }
 
+void markRarelyRun(Module &module) {
+  for (Function &fn : module)
+    if (!fn.isDeclaration() && !fn.hasFnAttribute(Attribute::AlwaysInline)) {
+      fn.addFnAttr(Attribute::OptimizeNone);
+      fn.addFnAttr(Attribute::NoInline);
+    }
+}
+
+CodegenOptions kernelOptions(const CodegenOptions &options, bool rarelyRun) {
+  CodegenOptions result = options;
+  if (rarelyRun)
+    result.optLevel = 0;
+  return result;
+}
+
 namespace {
 
 /// The passes a kernel needs, and only those.  The lowering already emits

@@ -55,6 +55,16 @@ std::unique_ptr<llvm::Module> buildKernelModule(const ir::Graph &graph,
 /// its target-cpu / target-features attributes.
 void configureModule(llvm::Module &module, llvm::TargetMachine &machine);
 
+/// Marks a kernel that runs once per epoch (a tail kernel) to be compiled
+/// for compile speed: every function optnone (the pipeline leaves it alone
+/// but for inlining the matmul bodies; instruction selection takes LLVM's
+/// -O0 paths).  A fifth of the compile time of an optimised kernel.
+void markRarelyRun(llvm::Module &module);
+
+/// The options to optimise a kernel with: `options`, at level 0 for a
+/// kernel markRarelyRun marked.
+CodegenOptions kernelOptions(const CodegenOptions &options, bool rarelyRun);
+
 /// Runs the optimisation pipeline of `options`: at level 0 LLVM's O0
 /// pipeline; above, gradc's kernel pipeline (Pipeline::Kernel) or LLVM's
 /// default O<optLevel> pipeline (Pipeline::LLVMDefault).

@@ -441,7 +441,8 @@ int runBuild(const std::vector<std::string> &args) {
   std::vector<codegen::ObjectKernel> kernels;
   auto add = [&](std::unique_ptr<ir::Graph> graph, const std::string &role,
                  const std::string &symbolName) {
-    kernels.push_back({graph.get(), role, symbolName});
+    // Tail kernels run once per epoch: compiled for compile speed.
+    kernels.push_back({graph.get(), role, symbolName, role.ends_with("_tail")});
     graphs.push_back(std::move(graph));
   };
   std::unique_ptr<ir::Graph> train = buildStage(*model.forward, GraphStage::Optimized, diags);

@@ -39,8 +39,10 @@ double millisecondsSince(Clock::time_point start) {
 /// forward graph, run through the passes when added.
 class KernelBatch {
 public:
+  /// `rarelyRun`: compiled for compile speed (a tail kernel, called once
+  /// per epoch).
   bool add(const ir::Graph &forward, GraphStage stage, const std::string &name,
-           rt::KernelSpec &spec, Diagnostics &diags) {
+           rt::KernelSpec &spec, Diagnostics &diags, bool rarelyRun = false) {
     auto start = Clock::now();
     std::unique_ptr<ir::Graph> graph = buildStage(forward, stage, diags);
     passesMs_ += millisecondsSince(start);
@@ -49,7 +51,7 @@ public:
     // The signature now, the code in compile(): data can be checked
     // against the model before anything is compiled.
     spec = codegen::describeKernel(*graph, name);
-    requests_.push_back({graph.get(), name, &spec});
+    requests_.push_back({graph.get(), name, &spec, rarelyRun});
     graphs_.push_back(std::move(graph));
     return true;
   }
@@ -184,13 +186,15 @@ int runTrain(const std::vector<std::string> &args) {
   auto addTails = [&](int64_t trainCount, int64_t testCount) {
     if (int64_t tail = trainer::tailBatch(trainCount, step.batch); tail > 0) {
       const ir::Graph *forward = forwardFor(model, modelFlags, tail, tailForwards, diags);
-      if (!forward || !batch.add(*forward, stepStage, "train_step_tail", stepTail, diags))
+      if (!forward ||
+          !batch.add(*forward, stepStage, "train_step_tail", stepTail, diags, /*rarelyRun=*/true))
         return false;
       kernels.stepTail = &stepTail;
     }
     if (int64_t tail = trainer::tailBatch(testCount, eval.batch); tail > 0) {
       const ir::Graph *forward = forwardFor(model, modelFlags, tail, tailForwards, diags);
-      if (!forward || !batch.add(*forward, GraphStage::Inference, "eval_tail", evalTail, diags))
+      if (!forward || !batch.add(*forward, GraphStage::Inference, "eval_tail", evalTail, diags,
+                                 /*rarelyRun=*/true))
         return false;
       kernels.evalTail = &evalTail;
     }

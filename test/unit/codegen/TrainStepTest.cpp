@@ -54,6 +54,14 @@ std::unique_ptr<Graph> lecture() {
   return g;
 }
 
+/// What `gradc train` compiles: the training pipeline, then the optimizing one.
+std::vector<std::string> trainingPipeline() {
+  std::vector<std::string> pipeline = passes::trainPipeline();
+  for (const std::string &pass : passes::optimizePipeline())
+    pipeline.push_back(pass);
+  return pipeline;
+}
+
 std::unique_ptr<Graph> through(std::vector<std::string> pipeline) {
   auto g = lecture();
   std::ostringstream errors;
@@ -65,10 +73,12 @@ std::unique_ptr<Graph> through(std::vector<std::string> pipeline) {
   return g;
 }
 
-void expectSameSteps(const Graph &graph, int steps) {
+/// `rarelyRun`: compiled as a tail kernel is (KernelRequest::rarelyRun).
+void expectSameSteps(const Graph &graph, int steps, bool rarelyRun = false) {
   std::string error;
   rt::KernelSpec spec;
-  ASSERT_TRUE(test::sharedJit().addKernel(graph, "k", spec, error)) << error << toString(graph);
+  ASSERT_TRUE(test::sharedJit().addKernels({{&graph, "k", &spec, rarelyRun}}, error))
+      << error << toString(graph);
   test::KernelRunner runner(graph, spec);
   Interpreter interp(graph);
   std::mt19937 rng(2026);
@@ -112,10 +122,7 @@ void expectSameSteps(const Graph &graph, int steps) {
 }
 
 TEST(TrainStep, TrainingStepMatchesInterpreter) {
-  std::vector<std::string> pipeline = passes::trainPipeline();
-  for (const std::string &pass : passes::optimizePipeline())
-    pipeline.push_back(pass);
-  auto g = through(pipeline);
+  auto g = through(trainingPipeline());
   ASSERT_NE(g, nullptr);
   ASSERT_FALSE(g->nodesOfKind(OpKind::Update).empty()) << toString(*g);
   expectSameSteps(*g, 4);
@@ -137,15 +144,20 @@ TEST(TrainStep, EveryOptimizerMatchesInterpreter) {
     g->optimizer.kind = c.kind;
     g->optimizer.momentum = c.momentum;
     g->optimizer.nesterov = c.nesterov;
-    std::vector<std::string> pipeline = passes::trainPipeline();
-    for (const std::string &pass : passes::optimizePipeline())
-      pipeline.push_back(pass);
     std::ostringstream errors;
     Diagnostics diags(nullptr, errors);
-    ASSERT_TRUE(passes::runPipeline(*g, pipeline, diags)) << errors.str();
+    ASSERT_TRUE(passes::runPipeline(*g, trainingPipeline(), diags)) << errors.str();
     ASSERT_FALSE(g->nodesOfKind(OpKind::State).empty()) << toString(*g);
     expectSameSteps(*g, 4);
   }
+}
+
+// Tail kernels are compiled for compile speed (optnone, LLVM's -O0 paths):
+// other code, the same maths.
+TEST(TrainStep, RarelyRunKernelMatchesInterpreter) {
+  auto g = through(trainingPipeline());
+  ASSERT_NE(g, nullptr);
+  expectSameSteps(*g, 4, /*rarelyRun=*/true);
 }
 
 TEST(TrainStep, GradientKernelMatchesInterpreter) {
