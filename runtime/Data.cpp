@@ -58,14 +58,14 @@ void Dataset::copyFeatures(int64_t example, float *to) const {
     std::memcpy(to, &features[size_t(example * n)], size_t(n) * sizeof(float));
     return;
   }
-  const uint8_t *from = &featureBytes[size_t(example * n)];
+  const auto *from = reinterpret_cast<const uint8_t *>(featureBytes.data()) + example * n;
   for (int64_t j = 0; j < n; ++j)
     to[j] = byteValues[from[j]];
 }
 
 float Dataset::feature(int64_t example, int64_t j) const {
   const size_t at = size_t(example * featureSize() + j);
-  return byteFeatures ? byteValues[featureBytes[at]] : features[at];
+  return byteFeatures ? byteValues[static_cast<uint8_t>(featureBytes[at])] : features[at];
 }
 
 std::string Dataset::check() const {

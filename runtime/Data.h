@@ -31,7 +31,9 @@ struct Dataset {
   /// featureSize() + j]], and `features` is empty.  Filling 188 MB of
   /// floats for Fashion-MNIST costs most of a second in page faults alone.
   bool byteFeatures = false;
-  std::vector<uint8_t> featureBytes;
+  /// Unsigned bytes in a string: loadIdx moves the inflated file in,
+  /// without a copy of its tens of megabytes.
+  std::string featureBytes;
   std::array<float, 256> byteValues{};
   std::vector<float> targetsF;   ///< size * targetSize() when !intTargets
   std::vector<int32_t> targetsI; ///< size * targetSize() when intTargets

@@ -7,7 +7,6 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/Idx.h"
 #include "runtime/Gzip.h"
-#include "runtime/HugePages.h"
 
 #include <filesystem>
 #include <fmt/format.h>
@@ -93,14 +92,12 @@ bool loadIdx(const std::string &imagesPath, const std::string &labelsPath, Datas
   data.featureDims = {imageDims[1] * imageDims[2]};
   data.targetDims = {};
   data.intTargets = true;
-  const auto *pixels = reinterpret_cast<const unsigned char *>(images.data()) + 16;
   // Kept as bytes; a feature is byteValues[pixel] = pixel / 255 (division,
   // not multiplication by 1/255: the correctly rounded value, the same as
   // PyTorch's ToTensor()).
   data.byteFeatures = true;
-  data.featureBytes.reserve(images.size() - 16);
-  adviseHugePages(data.featureBytes.data(), data.featureBytes.capacity());
-  data.featureBytes.assign(pixels, pixels + (images.size() - 16));
+  images.erase(0, 16); // the header; the pixels stay where gunzip put them
+  data.featureBytes = std::move(images);
   for (int v = 0; v < 256; ++v)
     data.byteValues[size_t(v)] = float(v) / 255.0f;
   const auto *classes = reinterpret_cast<const unsigned char *>(labels.data()) + 8;
