@@ -376,25 +376,39 @@ private:
         Value *old = loadVector(c_, cAt(r, v), maskOf(v));
         init.push_back(constFirst ? old : b_.CreateSelect(first, zero, old));
       }
-    SmallVector<Value *, 2> result =
-        kb_.loop(depth, name_ + ".l", init, [&](Value *l, ArrayRef<Value *> acc) {
-          SmallVector<Value *, 2> next(acc.begin(), acc.end());
-          SmallVector<Value *, 4> panelRow;
-          for (int64_t v = 0; v < q; ++v)
-            panelRow.push_back(
-                loadVector(panel_, kb_.offset(kb_.offset(kb_.index(0), l, nr), kb_.index(v), lanes),
-                           nullptr, panelAlign));
-          Value *aColumn = kb_.offset(kb_.index(0), b_.CreateAdd(l0, l), g_.aCol);
-          for (int64_t r = 0; r < rows; ++r) {
-            Value *row = b_.CreateAdd(i0, kb_.index(r));
-            Value *x = kb_.load(a_, kb_.offset(aColumn, row, g_.aRow), "a.v");
-            Value *splat = b_.CreateVectorSplat(lanes, x);
-            for (int64_t v = 0; v < q; ++v)
-              next[r * q + v] = b_.CreateIntrinsic(Intrinsic::fmuladd, {vec_},
-                                                   {splat, panelRow[v], next[r * q + v]});
-          }
-          return next;
-        });
+    // One step of l: acc[r][v] = fmuladd(A(i0 + r, l0 + l), panel row l, acc).
+    auto step = [&](Value *l, SmallVectorImpl<Value *> &acc) {
+      SmallVector<Value *, 4> panelRow;
+      for (int64_t v = 0; v < q; ++v)
+        panelRow.push_back(
+            loadVector(panel_, kb_.offset(kb_.offset(kb_.index(0), l, nr), kb_.index(v), lanes),
+                       nullptr, panelAlign));
+      Value *aColumn = kb_.offset(kb_.index(0), b_.CreateAdd(l0, l), g_.aCol);
+      for (int64_t r = 0; r < rows; ++r) {
+        Value *row = b_.CreateAdd(i0, kb_.index(r));
+        Value *x = kb_.load(a_, kb_.offset(aColumn, row, g_.aRow), "a.v");
+        Value *splat = b_.CreateVectorSplat(lanes, x);
+        for (int64_t v = 0; v < q; ++v)
+          acc[r * q + v] =
+              b_.CreateIntrinsic(Intrinsic::fmuladd, {vec_}, {splat, panelRow[v], acc[r * q + v]});
+      }
+    };
+    // Two steps per iteration halve the loop's own instructions (counter,
+    // compare, branch, pointer bumps) against the multiply-adds; the
+    // chain of each element is the same.  On Zen 3 (AVX2, 6 x 2 tiles):
+    // L +8% on one thread, +6-16% on two; four steps were no better.
+    constexpr int64_t unroll = 2;
+    SmallVector<Value *, 2> result(init.begin(), init.end());
+    if (depth >= unroll) // KernelBuilder::loop runs its body at least once
+      result = kb_.loop(depth / unroll, name_ + ".l", init, [&](Value *lu, ArrayRef<Value *> acc) {
+        SmallVector<Value *, 2> next(acc.begin(), acc.end());
+        Value *l = b_.CreateMul(lu, kb_.index(unroll));
+        for (int64_t u = 0; u < unroll; ++u)
+          step(b_.CreateAdd(l, kb_.index(u)), next);
+        return next;
+      });
+    for (int64_t l = depth / unroll * unroll; l < depth; ++l)
+      step(kb_.index(l), result);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t v = 0; v < q; ++v)
         storeVector(result[r * q + v], c_, cAt(r, v), maskOf(v));
