@@ -128,8 +128,10 @@ int showMemory(const LoadedModel &model, const po::variables_map &values, Source
   if (!train || !infer)
     return 1;
   // The same step without recompute-masks, for the saving it makes.
+  std::vector<std::string> keepMasks = passes::optimizePipeline();
+  std::erase(keepMasks, "recompute-masks");
   std::unique_ptr<ir::Graph> storing = buildStage(*model.forward, GraphStage::Train, diags);
-  if (!storing || !passes::runPipeline(*storing, std::vector<std::string>{"simplify"}, diags))
+  if (!storing || !passes::runPipeline(*storing, keepMasks, diags))
     return 1;
   bool hasMasks = !storing->nodesOfKind(ir::OpKind::DropoutMask).empty();
   printMemoryReport(*train, std::cout, hasMasks ? storing.get() : nullptr);
