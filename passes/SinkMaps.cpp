@@ -20,9 +20,11 @@
 //     and it has no other user and is not a result of the graph;
 //   - no update between its old place and its user writes a value it reads
 //     (it would read the new one);
-//   - the memory plan does not grow where it moves: the temporaries whose
-//     last reader it is live longer, so their bytes may not exceed its own,
-//     which no longer lives from its old place to its user.
+//   - the temporaries whose last reader it is, which now live on to the
+//     user, take no more bytes than it, which no longer lives from its old
+//     place to the user.  (The maps' own values still get slots where they
+//     now are, since the memory plan is made before fusion keeps them in
+//     registers: the arena can grow; README, "Kernel ABI".)
 //
 //===----------------------------------------------------------------------===//
 #include "ir/Graph.h"
