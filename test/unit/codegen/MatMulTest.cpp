@@ -139,6 +139,8 @@ TEST(MatMul, NarrowerVectorsAndFewerRegisters) {
       for (int64_t m : {3, 17, 129})
         for (int64_t n : {5, 33, 100})
           products.push_back({m, n, m == 129 ? int64_t(300) : int64_t(7), transA, transB});
+  products.push_back({1030, 40, 300, false, false}); // tall, 4 x 3 tiles
+  products.push_back({1030, 40, 300, true, true});
   for (const char *cpu : {"x86-64-v3", "x86-64"}) {
     SCOPED_TRACE(cpu);
     std::string error;
@@ -153,12 +155,13 @@ TEST(MatMul, NarrowerVectorsAndFewerRegisters) {
 
 TEST(MatMul, DeepAndWideProducts) {
   // Several k blocks with a remainder; panels with masked last vectors;
-  // big enough to run as parallel tasks split by columns or by rows.
+  // big enough to run as parallel tasks split by columns or by rows; a
+  // tall one (1030 rows: many row tasks, the last with a remainder tile).
   std::vector<Product> products;
   for (bool transA : {false, true})
     for (bool transB : {false, true})
       for (Product p : {Product{129, 33, 1000}, Product{67, 300, 130}, Product{200, 10, 256},
-                        Product{10, 784, 128}}) {
+                        Product{10, 784, 128}, Product{1030, 40, 300}}) {
         p.transA = transA;
         p.transB = transB;
         products.push_back(p);
@@ -181,7 +184,8 @@ TEST(MatMul, BitIdenticalForAnyThreadCount) {
   rt::ThreadPool one(1), two(2), three(3);
   Compiled c = compile({Product{128, 256, 784, false, true}, Product{256, 784, 128, true, false},
                         Product{128, 256, 256, false, false}, Product{200, 10, 256, false, true},
-                        Product{129, 33, 1000, true, true}},
+                        Product{129, 33, 1000, true, true}, Product{1030, 40, 300, true, false},
+                        Product{1030, 40, 300, false, true}},
                        5);
   auto serial = runBits(c, nullptr);
   EXPECT_EQ(runBits(c, &one), serial);
