@@ -54,11 +54,6 @@ constexpr int64_t kElementwiseTasks = 8;
 /// Dropout masks of at least this many elements are drawn on the pool.
 constexpr int64_t kParallelMaskElements = int64_t(1) << 14;
 
-bool isElementwiseArithmetic(OpKind kind) {
-  const ir::OpInfo &info = ir::opInfo(kind);
-  return (info.traits & ir::TRAIT_ELEMENTWISE) != 0;
-}
-
 class GraphLowering {
 public:
   GraphLowering(const ir::Graph &graph, const KernelLayout &layout, Function *fn)
@@ -180,7 +175,7 @@ private:
     if (layout_.of(&node).home.kind != Storage::Arena)
       return true; // an output
     for (const Node *user : users_[&node])
-      if (!isElementwiseArithmetic(user->kind) && !user->is(OpKind::Broadcast))
+      if (!user->isElementwise() && !user->is(OpKind::Broadcast))
         return true;
     return false;
   }
@@ -421,8 +416,7 @@ private:
   /// Whether `node` can be computed in a loop over `shape` with `members`.
   bool fusable(const Node &node, const ir::Shape &shape,
                const std::unordered_set<const Node *> &members) {
-    if (!isElementwiseArithmetic(node.kind) || node.type.dtype != ir::DType::F32 ||
-        node.type.shape != shape)
+    if (!node.isElementwise() || node.type.dtype != ir::DType::F32 || node.type.shape != shape)
       return false;
     const ValueLayout &value = layout_.of(&node);
     if (value.aliasOf || !value.copyToBuffers.empty() ||

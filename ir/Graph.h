@@ -166,6 +166,9 @@ public:
   bool is(OpKind k) const { return kind == k; }
   bool hasResult() const { return info().shapeRule != SHAPE_NONE; }
   bool isLeaf() const { return info().traits & TRAIT_LEAF; }
+  /// result[i] depends on operand[i] only (TRAIT_ELEMENTWISE): a map that
+  /// passes may move and codegen fuses into loops.
+  bool isElementwise() const { return info().traits & TRAIT_ELEMENTWISE; }
 };
 
 /// A named result of a graph: "loss", "objective", "prediction",

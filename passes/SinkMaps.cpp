@@ -39,15 +39,15 @@ namespace {
 
 using namespace ir;
 
-bool isMap(const Node &node) {
-  return (node.info().traits & TRAIT_ELEMENTWISE) != 0 && node.type.dtype == DType::F32;
-}
+bool isMap(const Node &node) { return node.isElementwise() && node.type.dtype == DType::F32; }
 
 class SinkMapsPass final : public Pass {
 public:
   std::string_view name() const override { return "sink-maps"; }
 
   bool run(Graph &graph, Diagnostics &) override {
+    users_.clear();
+    results_.clear();
     for (const auto &owned : graph.nodes())
       for (const Node *operand : distinctOperands(*owned))
         users_[operand].push_back(owned.get());
