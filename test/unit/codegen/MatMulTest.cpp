@@ -194,7 +194,9 @@ TEST(MatMul, BitIdenticalForAnyThreadCount) {
 }
 
 /// Elementwise maps big enough to run on the pool (split by rows, with a
-/// shorter last block), a broadcast operand, a hyper and a product.
+/// shorter last block), a broadcast operand, a hyper and a product; and
+/// whole-tensor reductions big enough to be summed by row blocks on the
+/// pool (their terms are not negative, so a relative tolerance holds).
 const char *kParallelGraph = R"(graph @par (forward) {
 forward:
   %x = input : f32[300,700]
@@ -207,7 +209,13 @@ forward:
   %d = mul %s, %c : f32[300,700]
   %e = matmul %d, %w {transpose_b} : f32[300,300]
   %f = exp %e : f32[300,300]
-  return value=%d, product=%e, exp=%f
+  %total = sum %c {axes=[0,1]} : f32[]
+  %average = mean %c {axes=[0,1]} : f32[]
+  %peak = max %b {axes=[0,1]} : f32[]
+  %squares = sumsq %d : f32[]
+  %error = squared_error %x, %w {scale=0.25} : f32[]
+  %columns = sum %c {axes=[0]} : f32[700]
+  return value=%d, product=%e, exp=%f, total=%total, average=%average, peak=%peak, squares=%squares, error=%error, columns=%columns
 }
 )";
 
@@ -236,7 +244,9 @@ TEST(Parallel, ElementwiseAndProductsMatchTheInterpreterForAnyThreadCount) {
   runner.bind(graph->find("s"), scale);
   ASSERT_TRUE(interp.run(&error)) << error;
   runner.run();
-  for (const char *key : {"value", "product", "exp"}) {
+  const char *keys[] = {"value", "product", "exp",   "total",  "average",
+                        "peak",  "squares", "error", "columns"};
+  for (const char *key : keys) {
     const std::vector<double> &reference = interp.output(key)->data;
     std::vector<float> jit = runner.output(key);
     ASSERT_EQ(reference.size(), jit.size());
@@ -244,13 +254,13 @@ TEST(Parallel, ElementwiseAndProductsMatchTheInterpreterForAnyThreadCount) {
       ASSERT_NEAR(jit[i], reference[i], 1e-5 + 1e-5 * std::fabs(reference[i])) << key << i;
   }
   std::vector<std::vector<float>> serial;
-  for (const char *key : {"value", "product", "exp"})
+  for (const char *key : keys)
     serial.push_back(runner.output(key));
   rt::ThreadPool one(1), two(2), three(3);
   for (rt::ThreadPool *pool : {&one, &two, &three}) {
     runner.run(0, 0, pool);
     int i = 0;
-    for (const char *key : {"value", "product", "exp"}) {
+    for (const char *key : keys) {
       std::vector<float> got = runner.output(key);
       EXPECT_EQ(std::memcmp(got.data(), serial[i].data(), got.size() * 4), 0)
           << key << " differs with " << pool->threads() << " threads";
