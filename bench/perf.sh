@@ -5,7 +5,8 @@
 #   batch 256; dropout 0.2, SGD with momentum, weight decay, cross-entropy;
 # each at 1 and 2 threads, samples/s of the best of EPOCHS epochs (this VM's
 # neighbours slow whole epochs down at random); and the
-# sgemm rate of OpenBLAS (torch.mm, 2048^3) at 1 and 2 threads.  PyTorch's
+# sgemm rate of OpenBLAS (torch.mm, 2048^3) at 1 and 2 threads, and the
+# machine's peak multiply-add rate (bench/fma_peak.c), the ceiling of both.  PyTorch's
 # thread count is torch.set_num_threads; its matmuls go to OpenBLAS, whose
 # own pool uses every core either way (as a user gets it).  Prints a
 # table with the ratios gradc / PyTorch (best thread count of each), and the
@@ -65,6 +66,10 @@ print(t, 2 * n ** 3 / best / 1e9)
 PY
 done
 
+echo "== FMA peak (bench/fma_peak.c)" >&2
+cc -O2 -march=native bench/fma_peak.c -o "$out/fma_peak" -lpthread
+"$out/fma_peak" > "$out/peak"
+
 /usr/bin/python3 - "$out" <<'PY'
 import sys
 out = sys.argv[1]
@@ -88,6 +93,12 @@ machine = max(sgemm[1], sgemm[2])
 print(f"OpenBLAS sgemm 2048^3: {sgemm[1]:.1f} GFLOP/s (1 thread), {sgemm[2]:.1f} GFLOP/s (2 threads); "
       f"L training step: {max(rate(f'gradc-l-{t}') for t in (1, 2)) * flops['l'] / 1e9 / machine * 100:.0f}% "
       f"of the best of the two (target 75% of the two-thread rate)")
+peak = {int(t): float(r) for t, r in (l.split() for l in open(f"{out}/peak"))}
+l_best = max(rate(f"gradc-l-{t}") for t in (1, 2)) * flops["l"] / 1e9
+l_needed = 1.8 * max(rate(f"torch-l-{t}") for t in (1, 2)) * flops["l"] / 1e9
+print(f"FMA peak: {peak[1]:.1f} GFLOP/s (1 core), {peak[2]:.1f} (2 cores); L training step: "
+      f"{l_best / peak[2] * 100:.0f}% of the 2-core peak; 1.8x PyTorch's L needs {l_needed:.1f} "
+      f"GFLOP/s = {l_needed / peak[2] * 100:.0f}% of it")
 rss = lambda name: float(open(f"{out}/{name}.rss").read()) / 1024  # MiB
 best = lambda tool: max((1, 2), key=lambda t: rate(f"{tool}-l-{t}"))
 g_rss, t_rss = rss(f"gradc-l-{best('gradc')}"), rss(f"torch-l-{best('torch')}")
