@@ -90,11 +90,11 @@ for c, target in (("s", 3.0), ("m", 2.5), ("l", 1.8)):
 # The machine's rate: the two-thread one, unless the VM made it slower than
 # one thread in this run (then the one-thread rate, the harder bar).
 machine = max(sgemm[1], sgemm[2])
+l_best = max(rate(f"gradc-l-{t}") for t in (1, 2)) * flops["l"] / 1e9  # GFLOP/s of gradc's L step
 print(f"OpenBLAS sgemm 2048^3: {sgemm[1]:.1f} GFLOP/s (1 thread), {sgemm[2]:.1f} GFLOP/s (2 threads); "
-      f"L training step: {max(rate(f'gradc-l-{t}') for t in (1, 2)) * flops['l'] / 1e9 / machine * 100:.0f}% "
+      f"L training step: {l_best / machine * 100:.0f}% "
       f"of the best of the two (target 75% of the two-thread rate)")
 peak = {int(t): float(r) for t, r in (l.split() for l in open(f"{out}/peak"))}
-l_best = max(rate(f"gradc-l-{t}") for t in (1, 2)) * flops["l"] / 1e9
 l_needed = 1.8 * max(rate(f"torch-l-{t}") for t in (1, 2)) * flops["l"] / 1e9
 print(f"FMA peak: {peak[1]:.1f} GFLOP/s (1 core), {peak[2]:.1f} (2 cores); L training step: "
       f"{l_best / peak[2] * 100:.0f}% of the 2-core peak; 1.8x PyTorch's L needs {l_needed:.1f} "
