@@ -53,13 +53,23 @@ bool emitLLVMIR(const ir::Graph &graph, const std::string &kernelName,
 bool emitAssembly(const ir::Graph &graph, const std::string &kernelName,
                   const CodegenOptions &options, std::string &out, std::string &error);
 
+/// Where one kernel's compile time went (CPU time of its job).
+struct KernelCompileTime {
+  std::string name;
+  double lowerMs = 0;       ///< ir::Graph to LLVM IR
+  double optimizeMs = 0;    ///< LLVM's optimisation pipeline
+  double machineCodeMs = 0; ///< instruction selection to an object
+  bool cached = false;      ///< the object came from the kernel cache
+};
+
 /// Where compile time goes, summed over the kernels a Jit compiled.
 struct CompileTimes {
   double lowerMs = 0;       ///< ir::Graph to LLVM IR
   double optimizeMs = 0;    ///< LLVM's optimisation pipeline
-  double machineCodeMs = 0; ///< instruction selection to executable code
+  double machineCodeMs = 0; ///< instruction selection to executable code, and linking
   int kernels = 0;
-  int cached = 0; ///< kernels whose object came from the cache
+  int cached = 0;                           ///< kernels whose object came from the cache
+  std::vector<KernelCompileTime> perKernel; ///< in the order they were added
 };
 
 /// One kernel to compile: `graph` as `name`, its signature into `*spec`.
@@ -83,12 +93,16 @@ public:
   bool addKernel(const ir::Graph &graph, const std::string &kernelName, rt::KernelSpec &spec,
                  std::string &error);
 
-  /// Compiles several kernels at once, in parallel on all cores.  Their
-  /// symbols (kernelSymbol) must differ.
-  bool addKernels(const std::vector<KernelRequest> &requests, std::string &error);
+  /// Compiles several kernels at once, in parallel on `threads` threads
+  /// (0: all cores).  Their symbols (kernelSymbol) must differ.  Calls may
+  /// come from several threads, one at a time: a background compilation
+  /// must end before the next starts.
+  bool addKernels(const std::vector<KernelRequest> &requests, std::string &error,
+                  unsigned threads = 0);
 
   /// Compile time so far.  With parallel compilation the phases are summed
   /// over threads (CPU time), so they may add up to more than the wall time.
+  /// Not to be read while addKernels runs.
   const CompileTimes &times() const;
 
 private:

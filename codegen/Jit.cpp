@@ -36,6 +36,7 @@
 #include <llvm/Support/raw_ostream.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fmt/format.h>
 
 namespace gradc::codegen {
@@ -143,8 +144,8 @@ struct KernelJob {
 
 /// The cache file of a module: SHA-256 of everything that decides its
 /// object code (the unoptimised IR, target, CPU, features, -O level and
-/// pipeline, LLVM version), so a hit is the object a compilation would
-/// produce.
+/// pipeline, LLVM version and the GRADC_LLVM_OPTIONS given to LLVM), so a
+/// hit is the object a compilation would produce.
 std::string cachePath(const std::string &dir, const Module &module, const TargetMachine &machine,
                       const CodegenOptions &options) {
   std::string text;
@@ -156,6 +157,8 @@ std::string cachePath(const std::string &dir, const Module &module, const Target
      << machine.getTargetFeatureString() << "\n"
      << options.optLevel << " " << static_cast<int>(options.pipeline) << "\n"
      << LLVM_VERSION_STRING << "\n";
+  if (const char *llvmOptions = std::getenv("GRADC_LLVM_OPTIONS"))
+    os << llvmOptions << "\n";
   os.flush();
   SHA256 hash;
   hash.update(text);
@@ -239,7 +242,8 @@ bool Jit::addKernel(const ir::Graph &graph, const std::string &kernelName, rt::K
   return addKernels({{&graph, kernelName, &spec}}, error);
 }
 
-bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &error) {
+bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &error,
+                     unsigned threads) {
   // Lowering, optimisation and instruction selection of each kernel are
   // independent: one job per kernel, as many threads as cores.  The result
   // does not depend on the thread count: each job is the same
@@ -254,7 +258,8 @@ bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &er
         return false;
       }
   }
-  forEachInParallel(jobs.size(), [&](size_t i) { compileKernelJob(jobs[i], impl_->options); });
+  forEachInParallel(
+      jobs.size(), [&](size_t i) { compileKernelJob(jobs[i], impl_->options); }, threads);
 
   CompileTimes &times = impl_->times;
   for (KernelJob &job : jobs) {
@@ -266,6 +271,8 @@ bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &er
     times.optimizeMs += job.times.optimizeMs;
     times.machineCodeMs += job.times.machineCodeMs;
     times.cached += job.times.cached;
+    times.perKernel.push_back({job.request->name, job.times.lowerMs, job.times.optimizeMs,
+                               job.times.machineCodeMs, job.times.cached > 0});
   }
   // One JITDylib per call, so the same graph may be compiled again later
   // under the same symbol.

@@ -16,6 +16,7 @@
 #include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/CommandLine.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
@@ -52,6 +53,10 @@ void initializeLLVM() {
     InitializeAllTargetMCs();
     InitializeAllAsmPrinters();
     InitializeAllAsmParsers();
+    // LLVM's own options, for experiments (as clang's -mllvm), e.g.
+    // GRADC_LLVM_OPTIONS="-disable-lsr"; part of the kernel cache's key.
+    const char *argv[] = {"gradc"};
+    cl::ParseCommandLineOptions(1, argv, "", nullptr, "GRADC_LLVM_OPTIONS");
   });
 }
 
@@ -277,13 +282,14 @@ bool emitObjectCode(Module &module, TargetMachine &machine, std::vector<char> &o
   return true;
 }
 
-void forEachInParallel(size_t count, const std::function<void(size_t)> &job) {
+void forEachInParallel(size_t count, const std::function<void(size_t)> &job, unsigned maxThreads) {
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i = next++; i < count; i = next++)
       job(i);
   };
-  size_t threads = std::min<size_t>(count, std::max(1u, std::thread::hardware_concurrency()));
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  size_t threads = std::min<size_t>(count, maxThreads > 0 ? std::min(maxThreads, cores) : cores);
   std::vector<std::thread> helpers;
   for (size_t t = 1; t < threads; ++t)
     helpers.emplace_back(work);

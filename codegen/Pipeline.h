@@ -84,6 +84,8 @@ bool emitObjectCode(llvm::Module &module, llvm::TargetMachine &machine, std::vec
 /// are cores (at most `count`); the calling thread takes part.  Each job
 /// must be independent of the others (its own LLVMContext and
 /// TargetMachine), so the results do not depend on the thread count.
-void forEachInParallel(size_t count, const std::function<void(size_t)> &job);
+/// `maxThreads` (0: no limit) caps the threads.
+void forEachInParallel(size_t count, const std::function<void(size_t)> &job,
+                       unsigned maxThreads = 0);
 
 } // namespace gradc::codegen

@@ -132,27 +132,12 @@ bool findIdxFiles(const std::string &dir, std::string (&paths)[4], std::string &
   return true;
 }
 
-bool labelCount(const std::string &path, int64_t &count, std::string &error) {
-  std::string labels;
-  std::vector<int64_t> dims;
-  if (!readMaybeGzipped(path, labels, error) || !parseHeader(path, labels, 1, dims, error))
-    return false;
-  count = dims[0];
-  return true;
-}
-
 } // namespace
 
 bool loadIdxDirectory(const std::string &dir, Dataset &train, Dataset &test, std::string &error) {
   std::string paths[4];
   return findIdxFiles(dir, paths, error) && loadIdx(paths[0], paths[1], train, error) &&
          loadIdx(paths[2], paths[3], test, error);
-}
-
-bool idxDirectoryCounts(const std::string &dir, int64_t &train, int64_t &test, std::string &error) {
-  std::string paths[4];
-  return findIdxFiles(dir, paths, error) && labelCount(paths[1], train, error) &&
-         labelCount(paths[3], test, error);
 }
 
 } // namespace gradc::rt

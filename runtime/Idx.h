@@ -31,10 +31,4 @@ bool loadIdx(const std::string &imagesPath, const std::string &labelsPath, Datas
 /// is preferred over a .gz of the same name only when the .gz is missing).
 bool loadIdxDirectory(const std::string &dir, Dataset &train, Dataset &test, std::string &error);
 
-/// The example counts of loadIdxDirectory(dir), from the label files alone
-/// (a few kilobytes, where the images are megabytes): what a trainer needs
-/// to know early, to compile kernels while the images load.  The counts
-/// are checked again when the set is loaded.
-bool idxDirectoryCounts(const std::string &dir, int64_t &train, int64_t &test, std::string &error);
-
 } // namespace gradc::rt

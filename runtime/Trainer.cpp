@@ -113,10 +113,6 @@ bool prepareFeed(const KernelSpec &kernel, const Dataset &data, const char *what
                  const TrainOptions &options, TensorStore &store, ThreadPool &pool, Feed &feed,
                  std::string &error) {
   feed.kernel = &kernel;
-  if (!kernel.fn) {
-    error = fmt::format("kernel '{}' has no compiled function", kernel.name);
-    return false;
-  }
   if (kernel.batch < 0) {
     error = fmt::format("kernel '{}' has a negative batch size {}", kernel.name, kernel.batch);
     return false;
@@ -202,6 +198,18 @@ bool prepareFeed(const KernelSpec &kernel, const Dataset &data, const char *what
   feed.ctx.seed = options.seed;
   feed.ctx.hypers = feed.hypers.data();
   feed.ctx.pool = &pool;
+  return true;
+}
+
+/// An error unless each kernel of `kernels` (null entries skipped) has its
+/// code.  Checked apart from prepareFeed: a kernel may be set up for
+/// feeding while it is still compiling (TrainOptions::awaitLateKernels).
+bool checkCompiled(std::initializer_list<const KernelSpec *> kernels, std::string &error) {
+  for (const KernelSpec *kernel : kernels)
+    if (kernel && !kernel->fn) {
+      error = fmt::format("kernel '{}' has no compiled function", kernel->name);
+      return false;
+    }
   return true;
 }
 
@@ -586,6 +594,9 @@ public:
 
 private:
   bool loadStartingPoint(std::string &error);
+  /// Waits, the first time only, for the kernels compiled in the background
+  /// (TrainOptions::awaitLateKernels); an error if they did not compile.
+  bool awaitLateKernels(std::string &error);
   /// Loads call `call`'s batch into its kernel's buffers, sets step and lr.
   Feed &prepareStep(int64_t call, uint64_t globalStep, int64_t epoch);
   /// prepareStep, then runs the kernel.
@@ -614,6 +625,7 @@ private:
   std::optional<Snapshot> snapshot_;
   std::vector<float> recordedLoss_;
   std::string observerReport_; ///< what the observer has to say after a step
+  bool lateKernelsReady_ = false;
 };
 
 bool TrainingRun::setUp(std::string &error) {
@@ -638,7 +650,11 @@ bool TrainingRun::setUp(std::string &error) {
     error = "resuming from a checkpoint and initializing from one exclude each other";
     return false;
   }
-  if (!preparePass(*kernels_.step, kernels_.stepTail, trainData_, "training", options_, store_,
+  lateKernelsReady_ = !options_.awaitLateKernels;
+  if (!checkCompiled({kernels_.step}, error) ||
+      (lateKernelsReady_ &&
+       !checkCompiled({kernels_.stepTail, kernels_.eval, kernels_.evalTail}, error)) ||
+      !preparePass(*kernels_.step, kernels_.stepTail, trainData_, "training", options_, store_,
                    pool_, trainPass_, error))
     return false;
   if (trainPass_.calls() == 0) {
@@ -664,6 +680,14 @@ bool TrainingRun::setUp(std::string &error) {
     recordedLoss_.assign(size_t(trainPass_.calls()), 0.0f);
   }
   return loadStartingPoint(error);
+}
+
+bool TrainingRun::awaitLateKernels(std::string &error) {
+  if (lateKernelsReady_)
+    return true;
+  lateKernelsReady_ = true;
+  return options_.awaitLateKernels(error) &&
+         checkCompiled({kernels_.stepTail, kernels_.eval, kernels_.evalTail}, error);
 }
 
 bool TrainingRun::loadStartingPoint(std::string &error) {
@@ -801,6 +825,10 @@ bool TrainingRun::run(std::vector<EpochStats> *history, std::string &error) {
     for (int64_t call = 0; call < trainPass_.calls(); ++call, ++globalStep) {
       if (options_.observer)
         options_.observer->beforeStep(epoch, globalStep, *trainPass_.feedOf(call).kernel);
+      if (call >= trainPass_.fullCalls && !awaitLateKernels(error)) {
+        progress.finishEpoch();
+        return false;
+      }
       Feed &feed = runStep(call, globalStep, epoch);
       if (options_.observer) {
         observerReport_.clear();
@@ -840,6 +868,8 @@ bool TrainingRun::run(std::vector<EpochStats> *history, std::string &error) {
     stats.samples = done;
     stats.steps = trainPass_.calls();
     stats.lr = rateAt(globalStep - 1, epoch);
+    if (hasTest_ && !awaitLateKernels(error))
+      return false;
     if (hasTest_ && !evaluatePass(testPass_, testData_, globalStep, stats.testLoss,
                                   stats.testAccuracy, error)) {
       error = fmt::format("test loss became {} at epoch {}",
@@ -911,7 +941,8 @@ bool evaluate(const KernelSpec &eval, const KernelSpec *tail, TensorStore &store
               std::string &error) {
   ThreadPool pool(options.threads);
   Pass pass;
-  if (!preparePass(eval, tail, data, "evaluation", options, store, pool, pass, error))
+  if (!checkCompiled({&eval, tail}, error) ||
+      !preparePass(eval, tail, data, "evaluation", options, store, pool, pass, error))
     return false;
   if (pass.calls() == 0) {
     error = fmt::format("the data has {} examples, fewer than one batch of {}", data.size,

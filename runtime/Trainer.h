@@ -146,6 +146,13 @@ struct TrainOptions {
 
   /// Called around every training step; null: none.  Not owned.
   StepObserver *observer = nullptr;
+
+  /// When set, the kernels other than TrainKernels::step may still be
+  /// compiling as training starts (their specs complete, `fn` null): the
+  /// trainer calls this once, on its own thread, before it first calls any
+  /// of them.  It waits for them, sets their `fn`, and returns false with
+  /// `error` if they did not compile.
+  std::function<bool(std::string &error)> awaitLateKernels;
 };
 
 /// The exact situation before a step whose loss or objective was not

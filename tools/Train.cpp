@@ -36,7 +36,9 @@ double millisecondsSince(Clock::time_point start) {
 }
 
 /// Kernels to compile together (in parallel): each is a stage of a
-/// forward graph, run through the passes when added.
+/// forward graph, run through the passes when added.  A batch may compile
+/// on another thread than the one that reads the kernels' specs: compile()
+/// writes copies, and publish() hands their code to the specs.
 class KernelBatch {
 public:
   /// `rarelyRun`: compiled for compile speed (a tail kernel, called once
@@ -51,26 +53,43 @@ public:
     // The signature now, the code in compile(): data can be checked
     // against the model before anything is compiled.
     spec = codegen::describeKernel(*graph, name);
-    requests_.push_back({graph.get(), name, &spec, rarelyRun});
-    graphs_.push_back(std::move(graph));
+    auto kernel = std::make_unique<Kernel>();
+    kernel->spec = &spec;
+    kernel->request = {graph.get(), name, &kernel->compiled, rarelyRun};
+    kernel->graph = std::move(graph);
+    kernels_.push_back(std::move(kernel));
     return true;
   }
-  bool compile(codegen::Jit &jit) {
-    std::string error;
-    if (!requests_.empty() && !jit.addKernels(requests_, error)) {
-      fail(error);
+  /// Compiles the kernels added since the last call on `threads` threads
+  /// (0: all cores).
+  bool compile(codegen::Jit &jit, std::string &error, unsigned threads = 0) {
+    std::vector<codegen::KernelRequest> requests;
+    for (size_t i = compiled_; i < kernels_.size(); ++i)
+      requests.push_back(kernels_[i]->request);
+    if (!requests.empty() && !jit.addKernels(requests, error, threads))
       return false;
-    }
-    requests_.clear();
+    compiled_ = kernels_.size();
     return true;
   }
+  /// Sets the code of each compiled kernel in the spec add() filled.
+  void publish() {
+    for (size_t i = 0; i < compiled_; ++i)
+      kernels_[i]->spec->fn = kernels_[i]->compiled.fn;
+  }
+  bool empty() const { return kernels_.size() == compiled_; }
 
   /// Time spent in the graph passes of add().
   double passesMs() const { return passesMs_; }
 
 private:
-  std::vector<std::unique_ptr<ir::Graph>> graphs_;
-  std::vector<codegen::KernelRequest> requests_;
+  struct Kernel {
+    std::unique_ptr<ir::Graph> graph;
+    codegen::KernelRequest request;
+    rt::KernelSpec *spec = nullptr; ///< the caller's, filled by add()
+    rt::KernelSpec compiled;        ///< written by compile()
+  };
+  std::vector<std::unique_ptr<Kernel>> kernels_;
+  size_t compiled_ = 0;
   double passesMs_ = 0;
 };
 
@@ -78,7 +97,15 @@ private:
 bool compileKernel(codegen::Jit &jit, const ir::Graph &forward, GraphStage stage,
                    const std::string &name, Diagnostics &diags, rt::KernelSpec &spec) {
   KernelBatch batch;
-  return batch.add(forward, stage, name, spec, diags) && batch.compile(jit);
+  std::string error;
+  if (!batch.add(forward, stage, name, spec, diags))
+    return false;
+  if (!batch.compile(jit, error)) {
+    fail(error);
+    return false;
+  }
+  batch.publish();
+  return true;
 }
 
 /// The forward graph for `batch` examples: the model's own, or one
@@ -95,6 +122,17 @@ const ir::Graph *forwardFor(const LoadedModel &model, const ModelOptions &option
     return nullptr;
   owned.push_back(std::move(graph));
   return owned.back().get();
+}
+
+/// One line per kernel under the LLVM phases: the CPU time of its IR
+/// generation, optimisation and machine code.
+template <typename Row>
+std::string perKernelRows(const codegen::CompileTimes &times, const Row &row) {
+  std::string rows;
+  for (const codegen::KernelCompileTime &kernel : times.perKernel)
+    rows += row(fmt::format("  {}{}", kernel.name, kernel.cached ? " (cached)" : ""),
+                kernel.lowerMs + kernel.optimizeMs + kernel.machineCodeMs);
+  return rows;
 }
 
 } // namespace
@@ -156,12 +194,15 @@ int runTrain(const std::vector<std::string> &args) {
   const GraphStage stepStage = healthInterval > 0 ? GraphStage::Watched : GraphStage::Optimized;
 
   // The kernels' signatures first, to check the data against.  Then the
-  // data set loads on a thread of its own while the kernels compile on all
-  // cores: loading is one gzip stream, so it would leave a core idle.
+  // data set loads on a thread of its own while the training step compiles
+  // on all cores: loading is one gzip stream, so it would leave a core idle.
+  // The evaluation and tail kernels are first called at the end of the
+  // first epoch: they compile on one thread while training runs, and the
+  // trainer waits for them only if it gets there first.
   rt::KernelSpec step, eval, stepTail, evalTail;
-  KernelBatch batch;
+  KernelBatch batch, lateBatch;
   if (!batch.add(*model.forward, stepStage, "train_step", step, diags) ||
-      !batch.add(*model.forward, GraphStage::Inference, "eval", eval, diags))
+      !lateBatch.add(*model.forward, GraphStage::Inference, "eval", eval, diags))
     return 1;
   rt::DataShape shape;
   if (!rt::dataShapeOf(step, &eval, shape, error))
@@ -178,32 +219,26 @@ int runTrain(const std::vector<std::string> &args) {
   });
 
   // Static shapes: the examples left over by the batch get kernels of
-  // their own, compiled for exactly that many.  Where the data set tells
-  // its size without being loaded (IDX label files), they compile with the
-  // others; else once it is loaded.
+  // their own, compiled for exactly that many.
   std::vector<std::unique_ptr<ir::Graph>> tailForwards;
   rt::TrainKernels kernels{&step, nullptr, &eval, nullptr};
   auto addTails = [&](int64_t trainCount, int64_t testCount) {
     if (int64_t tail = trainer::tailBatch(trainCount, step.batch); tail > 0) {
       const ir::Graph *forward = forwardFor(model, modelFlags, tail, tailForwards, diags);
-      if (!forward ||
-          !batch.add(*forward, stepStage, "train_step_tail", stepTail, diags, /*rarelyRun=*/true))
+      if (!forward || !lateBatch.add(*forward, stepStage, "train_step_tail", stepTail, diags,
+                                     /*rarelyRun=*/true))
         return false;
       kernels.stepTail = &stepTail;
     }
     if (int64_t tail = trainer::tailBatch(testCount, eval.batch); tail > 0) {
       const ir::Graph *forward = forwardFor(model, modelFlags, tail, tailForwards, diags);
-      if (!forward || !batch.add(*forward, GraphStage::Inference, "eval_tail", evalTail, diags,
-                                 /*rarelyRun=*/true))
+      if (!forward || !lateBatch.add(*forward, GraphStage::Inference, "eval_tail", evalTail, diags,
+                                     /*rarelyRun=*/true))
         return false;
       kernels.evalTail = &evalTail;
     }
     return true;
   };
-  int64_t trainAhead = 0, testAhead = 0;
-  const bool countsAhead = trainer::exampleCountsAhead(source, trainAhead, testAhead);
-  if (countsAhead && !addTails(trainAhead, testAhead))
-    return 1;
   auto compileStart = Clock::now();
   codegen::CodegenOptions codegenOptions;
   codegenOptions.cacheDir = kernelCacheDir();
@@ -212,24 +247,33 @@ int runTrain(const std::vector<std::string> &args) {
   std::unique_ptr<codegen::Jit> jit = codegen::Jit::create(codegenOptions, error);
   if (!jit)
     return fail(error);
-  if (!batch.compile(*jit))
-    return 1;
-  double compileMs = millisecondsSince(compileStart);
+  if (!batch.compile(*jit, error))
+    return fail(error);
+  batch.publish();
+  const double compileMs = millisecondsSince(compileStart) + batch.passesMs();
   if (!loading.get())
     return fail(dataError);
-  if (countsAhead && (split.train.size != trainAhead || split.test.size != testAhead))
-    return fail(fmt::format("the data set changed while it was read: its label files promised "
-                            "{} training and {} test examples, the loaded set has {} and {}",
-                            trainAhead, testAhead, split.train.size, split.test.size));
-  if (!countsAhead) {
-    if (!addTails(split.train.size, split.test.size))
-      return 1;
-    auto tailStart = Clock::now();
-    if (!batch.compile(*jit))
-      return 1;
-    compileMs += millisecondsSince(tailStart);
-  }
-  compileMs += batch.passesMs();
+  if (!addTails(split.train.size, split.test.size))
+    return 1;
+
+  // (Declared after the batch and the Jit it uses: an early return waits
+  // for it before they go.)
+  std::string lateError;
+  double lateMs = 0;
+  std::future<bool> lateCompile = std::async(std::launch::async, [&] {
+    auto lateStart = Clock::now();
+    bool compiled = lateBatch.compile(*jit, lateError, /*threads=*/1);
+    lateMs = millisecondsSince(lateStart);
+    return compiled;
+  });
+  trainOptions.awaitLateKernels = [&](std::string &awaitError) {
+    if (!lateCompile.get()) {
+      awaitError = lateError;
+      return false;
+    }
+    lateBatch.publish();
+    return true;
+  };
 
   if (values["diagnose"].as<bool>())
     trainOptions.diagnose = [&](const rt::StepReplay &replay) {
@@ -265,21 +309,24 @@ int runTrain(const std::vector<std::string> &args) {
   auto trainStart = Clock::now();
   if (!rt::train(kernels, store, split.train, split.test, trainOptions, &history, error))
     return fail(error);
+  if (lateCompile.valid())
+    lateCompile.wait(); // the trainer did not need them: no test set, no tails
   if (values["time-report"].as<bool>()) {
     const codegen::CompileTimes &times = jit->times();
     double trainMs = millisecondsSince(trainStart), totalMs = millisecondsSince(runStart);
-    auto row = [&](const char *what, double ms) {
+    auto row = [&](const std::string &what, double ms) {
       return fmt::format("  {:<34} {:>10.1f} ms {:>6.1f}%\n", what, ms, 100 * ms / totalMs);
     };
-    std::cout << fmt::format("time report ({} kernels, {} from the kernel cache, compiled on {} "
-                             "threads; LLVM phases are CPU time summed over threads):\n",
-                             times.kernels, times.cached,
-                             std::min<unsigned>(times.kernels,
-                                                std::max(1u, std::thread::hardware_concurrency())))
-              << row("parse and elaborate", parseMs) << row("graph passes", batch.passesMs())
+    std::cout << fmt::format("time report ({} kernels, {} from the kernel cache; LLVM phases are "
+                             "CPU time summed over threads):\n",
+                             times.kernels, times.cached)
+              << row("parse and elaborate", parseMs)
+              << row("graph passes", batch.passesMs() + lateBatch.passesMs())
               << row("LLVM IR generation", times.lowerMs)
               << row("LLVM optimisation", times.optimizeMs)
-              << row("machine code", times.machineCodeMs) << row("  JIT total (wall)", compileMs)
+              << row("machine code", times.machineCodeMs) << perKernelRows(times, row)
+              << row("JIT before training (wall)", compileMs)
+              << row("JIT in the background (wall)", lateMs)
               << row("data loading (overlaps the JIT)", dataMs)
               << row("training and evaluation", trainMs) << row("total", totalMs);
   }

@@ -173,16 +173,6 @@ bool loadDataSource(const DataSource &source, const rt::DataShape &shape, rt::Tr
          (split.test.empty() || rt::checkDataFits(split.test, "", shape, error));
 }
 
-bool exampleCountsAhead(const DataSource &source, int64_t &train, int64_t &test) {
-  const std::string &spec = source.spec;
-  if (spec != "fashion-mnist" && !spec.starts_with("idx:"))
-    return false;
-  std::string error;
-  return rt::idxDirectoryCounts(spec == "fashion-mnist" ? std::string(rt::kFashionMnistDir)
-                                                        : spec.substr(4),
-                                train, test, error);
-}
-
 std::string describeRun(const std::string &modelName, const std::string &modelPath,
                         const rt::KernelSpec &step, const std::string &optimizer,
                         const rt::TrainTestSplit &split, const rt::TrainOptions &options) {

@@ -65,11 +65,6 @@ bool trainOptionsFrom(const po::variables_map &values, const TrainDefaults &defa
 bool loadDataSource(const DataSource &source, const rt::DataShape &shape, rt::TrainTestSplit &split,
                     std::string &error);
 
-/// The numbers of training and test examples of `source`, when they can be
-/// known without loading it (IDX sets: from the label files); false
-/// otherwise, or when reading them fails (loadDataSource then reports it).
-bool exampleCountsAhead(const DataSource &source, int64_t &train, int64_t &test);
-
 /// The first line of a run: what is trained on what, and how.
 std::string describeRun(const std::string &modelName, const std::string &modelPath,
                         const rt::KernelSpec &step, const std::string &optimizer,

@@ -209,26 +209,3 @@ TEST(Idx, LoadsFashionMnistWhenInstalled) {
 }
 
 } // namespace
-
-TEST(Idx, CountsComeFromTheLabelFilesAlone) {
-  std::string dir = temp("counts_dir");
-  std::filesystem::create_directories(dir);
-  write(dir + "/train-labels-idx1-ubyte.gz", idx(1, {5}, 5), /*gzip=*/true);
-  write(dir + "/t10k-labels-idx1-ubyte", idx(1, {3}, 3));
-  // Image files only have to exist: their (here broken) contents are read
-  // when the set is loaded, not to count it.
-  write(dir + "/train-images-idx3-ubyte", {0, 0});
-  write(dir + "/t10k-images-idx3-ubyte.gz", {0, 0});
-  int64_t train = 0, test = 0;
-  std::string error;
-  ASSERT_TRUE(idxDirectoryCounts(dir, train, test, error)) << error;
-  EXPECT_EQ(train, 5);
-  EXPECT_EQ(test, 3);
-  write(dir + "/t10k-labels-idx1-ubyte", idx(1, {3}, 2)); // truncated
-  EXPECT_FALSE(idxDirectoryCounts(dir, train, test, error));
-  EXPECT_NE(error.find("is truncated"), std::string::npos) << error;
-  std::filesystem::remove(dir + "/train-labels-idx1-ubyte.gz");
-  EXPECT_FALSE(idxDirectoryCounts(dir, train, test, error));
-  EXPECT_NE(error.find("has no train-labels-idx1-ubyte[.gz]"), std::string::npos) << error;
-  std::filesystem::remove_all(dir);
-}

@@ -517,6 +517,60 @@ TEST(Trainer, TailKernelMustFitTheRemainder) {
   EXPECT_EQ(gCalls.batches.size(), 31u);
 }
 
+TEST(Trainer, KernelsCompiledLateAreAwaitedOnceBeforeTheirFirstCall) {
+  Data data = regressionData(2000); // the training tail is the 32nd call of each epoch
+  KernelSpec step = linearStep<64>(), stepTail = renamed(linearStep<16>(), "train_step_tail");
+  KernelSpec eval = linearEval<150>(), evalTail = renamed(linearEval<100>(), "eval_tail");
+  TrainOptions options;
+  options.epochs = 2;
+  options.lr = 0.05f;
+  TrainingRun reference =
+      runTraining(TrainKernels{&step, &stepTail, &eval, &evalTail}, data.train, data.test, options);
+  ASSERT_TRUE(reference.ok) << reference.error;
+
+  // As `gradc train` hands them over: specs complete, code still compiling.
+  KernelSpec lateTail = stepTail, lateEval = eval, lateEvalTail = evalTail;
+  for (KernelSpec *kernel : {&lateTail, &lateEval, &lateEvalTail})
+    kernel->fn = nullptr;
+  int awaited = 0;
+  size_t callsBeforeAwait = 0;
+  options.awaitLateKernels = [&](std::string &) {
+    ++awaited;
+    callsBeforeAwait = gCalls.batches.size();
+    lateTail.fn = stepTail.fn;
+    lateEval.fn = eval.fn;
+    lateEvalTail.fn = evalTail.fn;
+    return true;
+  };
+  TrainingRun late = runTraining(TrainKernels{&step, &lateTail, &lateEval, &lateEvalTail},
+                                 data.train, data.test, options);
+  ASSERT_TRUE(late.ok) << late.error;
+  EXPECT_EQ(awaited, 1);
+  EXPECT_EQ(callsBeforeAwait, 31u); // the full batches of epoch 1 ran first
+  ASSERT_EQ(late.history.size(), reference.history.size());
+  for (size_t e = 0; e < late.history.size(); ++e) {
+    EXPECT_EQ(late.history[e].trainLoss, reference.history[e].trainLoss) << e;
+    EXPECT_EQ(late.history[e].testLoss, reference.history[e].testLoss) << e;
+  }
+
+  // A kernel that failed to compile stops the run with the compiler's error.
+  for (KernelSpec *kernel : {&lateTail, &lateEval, &lateEvalTail})
+    kernel->fn = nullptr;
+  options.awaitLateKernels = [](std::string &error) {
+    error = "cannot compile eval: out of registers";
+    return false;
+  };
+  late = runTraining(TrainKernels{&step, &lateTail, &lateEval, &lateEvalTail}, data.train,
+                     data.test, options);
+  EXPECT_FALSE(late.ok);
+  EXPECT_EQ(late.error, "cannot compile eval: out of registers");
+  // And one that is still missing its code after the wait is named.
+  options.awaitLateKernels = [](std::string &) { return true; };
+  late = runTraining(TrainKernels{&step, &lateTail, &lateEval, &lateEvalTail}, data.train,
+                     data.test, options);
+  EXPECT_EQ(late.error, "kernel 'train_step_tail' has no compiled function");
+}
+
 TEST(Trainer, EvaluateWithAndWithoutTail) {
   Data data = regressionData(500);
   TensorStore store(3);
