@@ -9,6 +9,7 @@
 #    exporting gradc::gradc, gradc::runtime, gradc::trainer, gradc::aot_main
 #    and the function gradc_add_model().
 find_package(ZLIB REQUIRED)
+find_package(Libdeflate REQUIRED)
 find_package(Boost REQUIRED COMPONENTS program_options)
 
 file(GENERATE OUTPUT ${CMAKE_ARCHIVE_OUTPUT_DIRECTORY}/gradc/aot-link.txt CONTENT
@@ -19,6 +20,7 @@ file(GENERATE OUTPUT ${CMAKE_ARCHIVE_OUTPUT_DIRECTORY}/gradc/aot-link.txt CONTEN
 $<TARGET_LINKER_FILE:Boost::program_options>
 $<TARGET_LINKER_FILE:fmt::fmt>
 $<TARGET_LINKER_FILE:ZLIB::ZLIB>
+$<TARGET_LINKER_FILE:Libdeflate::Libdeflate>
 -pthread
 ")
 # `gradc build` needs the libraries it links trainers with.
@@ -42,4 +44,5 @@ configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/gradcConfig.cmake.in
 write_basic_package_version_file(${CMAKE_BINARY_DIR}/cmake/gradcConfigVersion.cmake
   VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
 install(FILES ${CMAKE_BINARY_DIR}/cmake/gradcConfig.cmake
-  ${CMAKE_BINARY_DIR}/cmake/gradcConfigVersion.cmake DESTINATION lib/cmake/gradc)
+  ${CMAKE_BINARY_DIR}/cmake/gradcConfigVersion.cmake
+  ${CMAKE_CURRENT_LIST_DIR}/FindLibdeflate.cmake DESTINATION lib/cmake/gradc)

@@ -2,7 +2,7 @@
  *
  *   gradc build examples/lecture.grad -o out
  *   cc -std=c11 -Iout examples/aot_lecture.c out/lecture.o \
- *      $GRADC/lib/libgradc_runtime.a -lfmt -lz -lstdc++ -lm -pthread -o aot_lecture
+ *      $GRADC/lib/libgradc_runtime.a -lfmt -lz -ldeflate -lstdc++ -lm -pthread -o aot_lecture
  *   ./aot_lecture
  *
  * (or, with CMake, find_package(gradc) and gradc_add_model(); see README).

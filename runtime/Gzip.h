@@ -2,8 +2,9 @@
 //
 // Data sets come as .gz as often as not (MNIST, Fashion-MNIST, CSV dumps).
 // A file is gzipped when it starts with the gzip magic 1f 8b; then it is
-// inflated with zlib (every member of a multi-member file, as gzip -d
-// does), else it is returned as it is.  The file name does not matter.
+// inflated with libdeflate, or zlib where that fails, to say why (every
+// member of a multi-member file, as gzip -d does), else it is returned as
+// it is.  The file name does not matter.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -18,5 +19,12 @@ namespace gradc::rt {
 /// says whether it was.
 bool readMaybeGzipped(const std::string &path, std::string &bytes, std::string &error,
                       bool *wasGzipped = nullptr);
+
+namespace detail {
+/// The fast path of readMaybeGzipped on its own, for tests: inflates every
+/// member of the gzip data `in` into `out` with libdeflate; false on
+/// anything else than well-formed gzip data (optionally zero-padded).
+bool gunzipWithLibdeflate(const std::string &in, std::string &out);
+} // namespace detail
 
 } // namespace gradc::rt

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build ccache pkg-config
-          llvm-19-dev libzstd-dev zlib1g-dev libfmt-dev libboost-program-options-dev
+          llvm-19-dev libzstd-dev zlib1g-dev libdeflate-dev libfmt-dev libboost-program-options-dev
           libgtest-dev python3)
 for what in "$@"; do
   case "$what" in

@@ -171,7 +171,7 @@ std::string generateHeader(const std::string &model, const std::string &source,
  * Usable from C (C11) and C++.  Link {p}.o (or lib{p}.a) with the
  * gradc runtime: with CMake, find_package(gradc) and
  * target_link_libraries(app PRIVATE gradc::runtime); by hand, the
- * libgradc_runtime.a of gradc's lib/ directory, -lfmt -lz -pthread.
+ * libgradc_runtime.a of gradc's lib/ directory, -lfmt -lz -ldeflate -pthread.
  *
  *   {p}_model *m;
  *   if ({p}_create(1, 0, &m) != GRADC_OK)            seed 1, all cores

@@ -47,7 +47,7 @@ config.substitutions.append(("%srcroot", config.gradc_source_dir))
 config.substitutions.append(("%cc", "cc"))
 config.substitutions.append(("%cxx", "c++"))
 config.substitutions.append(("%runtime_libs", os.path.join(gradc_lib_dir, "libgradc_runtime.a") +
-                             " -lfmt -lz -lstdc++ -lm -pthread"))
+                             " -lfmt -lz -ldeflate -lstdc++ -lm -pthread"))
 # Debian's LLVM registers every target; check that AArch64 is among them.
 if "aarch64" in subprocess.run(["/usr/lib/llvm-19/bin/llc", "--version"], capture_output=True,
                                text=True).stdout:

@@ -1,6 +1,8 @@
 //===- test/unit/runtime/IdxTest.cpp - IDX data sets ----------------------===//
 #include "runtime/Idx.h"
+#include "runtime/Gzip.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -112,6 +114,18 @@ TEST(Idx, GzipIsDetectedByItsMagicNotTheName) {
   writeRaw(labels, gzipped(head) + gzipped(tail));
   ASSERT_TRUE(loadIdx(images, labels, data, error)) << error;
   EXPECT_EQ(data.targetsI, (std::vector<int32_t>{9, 10, 11, 12}));
+  // The size in the last member's trailer (3 bytes) is far short of the
+  // whole (200,016): the output grows until it all fits.
+  std::vector<unsigned char> pixels = idx(3, {2000, 10, 10}, 200000, 5);
+  std::vector<unsigned char> most(pixels.begin(), pixels.end() - 3),
+      last(pixels.end() - 3, pixels.end());
+  writeRaw(images, gzipped(most) + gzipped(last));
+  write(labels, idx(1, {2000}, 2000));
+  ASSERT_TRUE(loadIdx(images, labels, data, error)) << error;
+  ASSERT_EQ(data.featureBytes.size(), 200000u);
+  EXPECT_TRUE(
+      std::equal(data.featureBytes.begin(), data.featureBytes.end(), pixels.begin() + 16,
+                 [](char a, unsigned char b) { return static_cast<unsigned char>(a) == b; }));
 }
 
 TEST(Idx, ReportsCorruptGzipData) {
@@ -151,6 +165,29 @@ TEST(Idx, ReportsCorruptGzipData) {
                        std::to_string(good.size()) + ")");
   writeRaw(labels, good + std::string(5, '\0')); // zero padding is fine, as for gzip -d
   EXPECT_TRUE(loadIdx(images, labels, data, error)) << error;
+}
+
+// The libdeflate path on its own: what it decodes and what it leaves to
+// zlib's diagnosis (the cases above pass through both).
+TEST(Idx, LibdeflateInflatesWellFormedDataAndRefusesTheRest) {
+  std::vector<unsigned char> bytes = idx(3, {2000, 10, 10}, 200000, 5);
+  const std::string whole(bytes.begin(), bytes.end());
+  std::vector<unsigned char> most(bytes.begin(), bytes.end() - 3),
+      last(bytes.end() - 3, bytes.end());
+  const std::string one = gzipped(bytes), two = gzipped(most) + gzipped(last);
+  std::string out;
+  ASSERT_TRUE(detail::gunzipWithLibdeflate(one, out));
+  EXPECT_EQ(out, whole);
+  ASSERT_TRUE(detail::gunzipWithLibdeflate(two, out)); // the trailer's size is 3: grows
+  EXPECT_EQ(out, whole);
+  ASSERT_TRUE(detail::gunzipWithLibdeflate(two + std::string(9, '\0'), out));
+  EXPECT_EQ(out, whole);
+  EXPECT_FALSE(detail::gunzipWithLibdeflate(two + "garbage", out));
+  EXPECT_FALSE(detail::gunzipWithLibdeflate(one.substr(0, one.size() - 6), out));
+  EXPECT_FALSE(detail::gunzipWithLibdeflate(two.substr(0, two.size() - 6), out));
+  std::string flipped = one;
+  flipped[one.size() - 8] ^= 0x55; // the CRC-32
+  EXPECT_FALSE(detail::gunzipWithLibdeflate(flipped, out));
 }
 
 TEST(Idx, ReportsEmptyFilesAndImpossibleDimensions) {
