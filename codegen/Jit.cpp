@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 #include "codegen/Codegen.h"
 #include "codegen/KernelLayout.h"
+#include "codegen/Partition.h"
 #include "codegen/Pipeline.h"
 #include "ir/Graph.h"
 #include "runtime/Abi.h"
@@ -35,6 +36,7 @@
 #include <llvm/Support/SHA256.h>
 #include <llvm/Support/raw_ostream.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fmt/format.h>
@@ -130,11 +132,19 @@ double millisecondsSince(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-/// One kernel taken from a graph to a relocatable object in memory, on
-/// whichever thread runs it: its own LLVMContext and TargetMachine, so
-/// kernels compile in parallel.
+/// The parts a kernel that runs every step is cut into (codegen/
+/// Partition.h): one per core of the machines gradc is built for, whatever
+/// the thread count, so the objects do not depend on it.  Tail kernels,
+/// compiled at -O0, take a fifth of the time and stay whole.
+constexpr unsigned kPartsPerKernel = 2;
+
+/// One part of a kernel taken from a graph to a relocatable object in
+/// memory, on whichever thread runs it: its own LLVMContext and
+/// TargetMachine, so kernels and parts compile in parallel.
 struct KernelJob {
   const KernelRequest *request = nullptr;
+  size_t requestIndex = 0;
+  unsigned part = 0, parts = 1;
   KernelLayout layout;
   std::string symbol;
   std::vector<char> object;
@@ -214,6 +224,15 @@ void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
   if (!module)
     return;
   configureModule(*module, *machine);
+  if (job.parts > 1) {
+    if (canPartition(*module))
+      keepPartition(*module, job.symbol, job.part, job.parts);
+    else if (job.part > 0)
+      return; // part 0 compiles it whole
+    if (std::all_of(module->begin(), module->end(),
+                    [](Function &fn) { return fn.isDeclaration(); }))
+      return; // fewer functions than parts: nothing left for this one
+  }
   if (job.request->rarelyRun)
     markRarelyRun(*module);
   const CodegenOptions passOptions = kernelOptions(options, job.request->rarelyRun);
@@ -244,24 +263,33 @@ bool Jit::addKernel(const ir::Graph &graph, const std::string &kernelName, rt::K
 
 bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &error,
                      unsigned threads) {
-  // Lowering, optimisation and instruction selection of each kernel are
-  // independent: one job per kernel, as many threads as cores.  The result
-  // does not depend on the thread count: each job is the same
-  // deterministic compilation wherever it runs.
-  std::vector<KernelJob> jobs(requests.size());
+  // Lowering, optimisation and instruction selection of each kernel, and
+  // of each part of one, are independent: one job per part, as many
+  // threads as cores.  The result does not depend on the thread count:
+  // each job is the same deterministic compilation wherever it runs.
+  std::vector<KernelJob> jobs;
   for (size_t i = 0; i < requests.size(); ++i) {
-    jobs[i].request = &requests[i];
-    jobs[i].symbol = kernelSymbol(*requests[i].graph, requests[i].name);
-    for (size_t j = 0; j < i; ++j)
-      if (jobs[j].symbol == jobs[i].symbol) {
-        error = fmt::format("two kernels named {} in one addKernels call", jobs[i].symbol);
+    std::string symbol = kernelSymbol(*requests[i].graph, requests[i].name);
+    for (const KernelJob &job : jobs)
+      if (job.symbol == symbol) {
+        error = fmt::format("two kernels named {} in one addKernels call", symbol);
         return false;
       }
+    const unsigned parts = requests[i].rarelyRun ? 1 : kPartsPerKernel;
+    for (unsigned part = 0; part < parts; ++part) {
+      KernelJob &job = jobs.emplace_back();
+      job.request = &requests[i];
+      job.requestIndex = i;
+      job.part = part;
+      job.parts = parts;
+      job.symbol = symbol;
+    }
   }
   forEachInParallel(
       jobs.size(), [&](size_t i) { compileKernelJob(jobs[i], impl_->options); }, threads);
 
   CompileTimes &times = impl_->times;
+  std::vector<KernelCompileTime> perKernel(requests.size());
   for (KernelJob &job : jobs) {
     if (!job.error.empty()) {
       error = job.error;
@@ -270,9 +298,20 @@ bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &er
     times.lowerMs += job.times.lowerMs;
     times.optimizeMs += job.times.optimizeMs;
     times.machineCodeMs += job.times.machineCodeMs;
-    times.cached += job.times.cached;
-    times.perKernel.push_back({job.request->name, job.times.lowerMs, job.times.optimizeMs,
-                               job.times.machineCodeMs, job.times.cached > 0});
+    KernelCompileTime &kernel = perKernel[job.requestIndex];
+    kernel.name = job.request->name;
+    kernel.lowerMs += job.times.lowerMs;
+    kernel.optimizeMs += job.times.optimizeMs;
+    kernel.machineCodeMs += job.times.machineCodeMs;
+    // Cached when every part with an object came from the cache.
+    if (job.part == 0)
+      kernel.cached = true;
+    if (!job.object.empty())
+      kernel.cached = kernel.cached && job.times.cached > 0;
+  }
+  for (const KernelCompileTime &kernel : perKernel) {
+    times.cached += kernel.cached ? 1 : 0;
+    times.perKernel.push_back(kernel);
   }
   // One JITDylib per call, so the same graph may be compiled again later
   // under the same symbol.
@@ -283,24 +322,29 @@ bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &er
     return false;
   }
   for (KernelJob &job : jobs) {
-    auto buffer =
-        MemoryBuffer::getMemBufferCopy(StringRef(job.object.data(), job.object.size()), job.symbol);
+    if (job.object.empty())
+      continue; // a part of a kernel that could not be cut
+    auto buffer = MemoryBuffer::getMemBufferCopy(StringRef(job.object.data(), job.object.size()),
+                                                 fmt::format("{}.part{}", job.symbol, job.part));
     if (Error e = impl_->jit->addObjectFile(*dylib, std::move(buffer))) {
       error = "cannot add kernel " + job.symbol + " to the JIT: " + toString(std::move(e));
       return false;
     }
   }
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    auto address = impl_->jit->lookup(*dylib, jobs[i].symbol);
+  for (const KernelJob &job : jobs) {
+    if (job.part > 0)
+      continue;
+    const size_t i = job.requestIndex;
+    auto address = impl_->jit->lookup(*dylib, job.symbol);
     if (!address) {
-      error = "cannot link kernel " + jobs[i].symbol + ": " + toString(address.takeError());
+      error = "cannot link kernel " + job.symbol + ": " + toString(address.takeError());
       return false;
     }
-    *requests[i].spec = jobs[i].layout.spec;
+    *requests[i].spec = job.layout.spec;
     requests[i].spec->fn = address->toPtr<gradc_kernel_fn>();
   }
   times.machineCodeMs += millisecondsSince(start); // linking
-  times.kernels += int(jobs.size());
+  times.kernels += int(requests.size());
   return true;
 }
 
