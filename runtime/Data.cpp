@@ -59,13 +59,24 @@ void Dataset::copyFeatures(int64_t example, float *to) const {
     return;
   }
   const auto *from = reinterpret_cast<const uint8_t *>(featureBytes.data()) + example * n;
+  const float divisor = byteDivisor;
   for (int64_t j = 0; j < n; ++j)
-    to[j] = byteValues[from[j]];
+    to[j] = float(from[j]) / divisor;
+}
+
+void Dataset::prefetchFeatures(int64_t example) const {
+  const int64_t n = featureSize();
+  const char *from = byteFeatures ? featureBytes.data() + example * n
+                                  : reinterpret_cast<const char *>(&features[size_t(example * n)]);
+  const int64_t bytes = byteFeatures ? n : n * int64_t(sizeof(float));
+  constexpr int64_t kCacheLine = 64;
+  for (int64_t at = 0; at < bytes; at += kCacheLine)
+    __builtin_prefetch(from + at);
 }
 
 float Dataset::feature(int64_t example, int64_t j) const {
   const size_t at = size_t(example * featureSize() + j);
-  return byteFeatures ? byteValues[static_cast<uint8_t>(featureBytes[at])] : features[at];
+  return byteFeatures ? float(static_cast<uint8_t>(featureBytes[at])) / byteDivisor : features[at];
 }
 
 std::string Dataset::check() const {
@@ -154,7 +165,7 @@ Dataset sliceDataset(const Dataset &data, int64_t begin, int64_t end) {
   slice.targetDims = data.targetDims;
   slice.intTargets = data.intTargets;
   slice.byteFeatures = data.byteFeatures;
-  slice.byteValues = data.byteValues;
+  slice.byteDivisor = data.byteDivisor;
   slice.description = fmt::format("{} [examples {}..{})", data.description, begin, end);
   int64_t fs = data.featureSize(), ts = data.targetSize();
   if (data.byteFeatures)

@@ -92,14 +92,13 @@ bool loadIdx(const std::string &imagesPath, const std::string &labelsPath, Datas
   data.featureDims = {imageDims[1] * imageDims[2]};
   data.targetDims = {};
   data.intTargets = true;
-  // Kept as bytes; a feature is byteValues[pixel] = pixel / 255 (division,
-  // not multiplication by 1/255: the correctly rounded value, the same as
-  // PyTorch's ToTensor()).
+  // Kept as bytes; a feature is pixel / 255 (division, not multiplication
+  // by 1/255: the correctly rounded value, the same as PyTorch's
+  // ToTensor()).
   data.byteFeatures = true;
   images.erase(0, 16); // the header; the pixels stay where gunzip put them
   data.featureBytes = std::move(images);
-  for (int v = 0; v < 256; ++v)
-    data.byteValues[size_t(v)] = float(v) / 255.0f;
+  data.byteDivisor = 255.0f;
   const auto *classes = reinterpret_cast<const unsigned char *>(labels.data()) + 8;
   data.targetsI.assign(classes, classes + data.size);
   data.description =

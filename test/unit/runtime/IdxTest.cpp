@@ -232,7 +232,7 @@ TEST(Idx, LoadsFashionMnistWhenInstalled) {
       EXPECT_EQ(count, set->size / 10);
     ASSERT_EQ(int64_t(set->featureBytes.size()), set->size * 784);
     for (uint8_t byte : set->featureBytes) {
-      float pixel = set->byteValues[byte];
+      float pixel = float(byte) / set->byteDivisor;
       ASSERT_TRUE(pixel >= 0.0f && pixel <= 1.0f) << pixel;
     }
   }
