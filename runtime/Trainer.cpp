@@ -829,12 +829,12 @@ bool TrainingRun::run(std::vector<EpochStats> *history, std::string &error) {
     double lossSum = 0, objectiveSum = 0;
     int64_t done = 0;
     for (int64_t call = 0; call < trainPass_.calls(); ++call, ++globalStep) {
-      if (options_.observer)
-        options_.observer->beforeStep(epoch, globalStep, *trainPass_.feedOf(call).kernel);
       if (call >= trainPass_.fullCalls && !awaitLateKernels(error)) {
         progress.finishEpoch();
         return false;
       }
+      if (options_.observer)
+        options_.observer->beforeStep(epoch, globalStep, *trainPass_.feedOf(call).kernel);
       Feed &feed = runStep(call, globalStep, epoch);
       if (options_.observer) {
         observerReport_.clear();
