@@ -76,7 +76,6 @@ public:
     for (size_t i = 0; i < compiled_; ++i)
       kernels_[i]->spec->fn = kernels_[i]->compiled.fn;
   }
-  bool empty() const { return kernels_.size() == compiled_; }
 
   /// Time spent in the graph passes of add().
   double passesMs() const { return passesMs_; }
