@@ -86,7 +86,13 @@ void printMemoryReport(const ir::Graph &graph, std::ostream &out, const ir::Grap
                      bytesStr(summary.lowerBoundBytes), bytesStr(summary.noReuseBytes));
   out << fmt::format("  forward values kept alive for the backward pass: {}\n",
                      bytesStr(summary.keptForBackwardBytes));
-  if (storingMasks) {
+  const bool drawnAgain = std::any_of(nodes.begin(), nodes.end(), [](const auto &node) {
+    return node->is(ir::OpKind::DropoutMask) && node->phase != ir::Phase::Forward;
+  });
+  if (storingMasks && !drawnAgain)
+    out << "  dropout masks kept for the backward pass: drawing them again would not lower the "
+           "peak (recompute-masks)\n";
+  if (storingMasks && drawnAgain) {
     MemorySummary stored = summarizeMemory(*storingMasks);
     out << fmt::format("  dropout masks drawn again in the backward pass instead of kept: "
                        "forward values kept {} instead of {}; peak {} instead of {}\n",
