@@ -147,7 +147,8 @@ int runTrain(const std::vector<std::string> &args) {
       "layer the mean and std of activations; warn about vanishing or exploding gradients")(
       "time-report", po::bool_switch(),
       "print where the time went: parsing, graph passes, LLVM IR, LLVM optimisation, machine "
-      "code, data loading, training")(
+      "code (and per kernel), the JIT before training and in the background, data loading, "
+      "training")(
       "diagnose", po::value<bool>()->default_value(true),
       "when the loss goes NaN or Inf, replay the step in the reference interpreter and name "
       "the first bad value (costs one copy of the weights per epoch)");
