@@ -289,7 +289,11 @@ bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &er
       jobs.size(), [&](size_t i) { compileKernelJob(jobs[i], impl_->options); }, threads);
 
   CompileTimes &times = impl_->times;
+  // A kernel counts as cached when every part that has an object came
+  // from the cache.
   std::vector<KernelCompileTime> perKernel(requests.size());
+  for (KernelCompileTime &kernel : perKernel)
+    kernel.cached = true;
   for (KernelJob &job : jobs) {
     if (!job.error.empty()) {
       error = job.error;
@@ -303,9 +307,6 @@ bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &er
     kernel.lowerMs += job.times.lowerMs;
     kernel.optimizeMs += job.times.optimizeMs;
     kernel.machineCodeMs += job.times.machineCodeMs;
-    // Cached when every part with an object came from the cache.
-    if (job.part == 0)
-      kernel.cached = true;
     if (!job.object.empty())
       kernel.cached = kernel.cached && job.times.cached > 0;
   }

@@ -603,6 +603,10 @@ private:
   /// Waits, the first time only, for the kernels compiled in the background
   /// (TrainOptions::awaitLateKernels); an error if they did not compile.
   bool awaitLateKernels(std::string &error);
+  /// checkCompiled on the kernels that may compile late: all but the step.
+  bool checkLateCompiled(std::string &error) const {
+    return checkCompiled({kernels_.stepTail, kernels_.eval, kernels_.evalTail}, error);
+  }
   /// Loads call `call`'s batch into its kernel's buffers, sets step and lr.
   Feed &prepareStep(int64_t call, uint64_t globalStep, int64_t epoch);
   /// prepareStep, then runs the kernel.
@@ -657,9 +661,7 @@ bool TrainingRun::setUp(std::string &error) {
     return false;
   }
   lateKernelsReady_ = !options_.awaitLateKernels;
-  if (!checkCompiled({kernels_.step}, error) ||
-      (lateKernelsReady_ &&
-       !checkCompiled({kernels_.stepTail, kernels_.eval, kernels_.evalTail}, error)) ||
+  if (!checkCompiled({kernels_.step}, error) || (lateKernelsReady_ && !checkLateCompiled(error)) ||
       !preparePass(*kernels_.step, kernels_.stepTail, trainData_, "training", options_, store_,
                    pool_, trainPass_, error))
     return false;
@@ -692,8 +694,7 @@ bool TrainingRun::awaitLateKernels(std::string &error) {
   if (lateKernelsReady_)
     return true;
   lateKernelsReady_ = true;
-  return options_.awaitLateKernels(error) &&
-         checkCompiled({kernels_.stepTail, kernels_.eval, kernels_.evalTail}, error);
+  return options_.awaitLateKernels(error) && checkLateCompiled(error);
 }
 
 bool TrainingRun::loadStartingPoint(std::string &error) {
