@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Machine-code cost of a model's training step, in instructions executed by
+# LLVM's `llc` (valgrind's callgrind): the same count on every run, where
+# the time of a compile moves by 10-30% on a shared VM.  Use it to compare
+# two versions of the lowering; `gradc train --time-report` gives the times.
+#
+# The step is taken after gradc's LLVM passes (`gradc show --stage=llvm-opt`)
+# and compiled by llc -O3, as the JIT's code generator does in process.
+# With --per-function, also the share of each function: the whole module's
+# count minus the count with that function's body removed (llvm-extract
+# --delete), one more callgrind run per function.
+#
+# usage: bench/compile_cost.sh [MODEL.grad] [--per-function]
+#        (default examples/fashion_mlp.grad; installs valgrind if missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=examples/fashion_mlp.grad
+perFunction=0
+for arg in "$@"; do
+  case "$arg" in
+  --per-function) perFunction=1 ;;
+  *) model=$arg ;;
+  esac
+done
+if ! command -v valgrind >/dev/null; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind
+fi
+[ -x build/bin/gradc ] || scripts/build.sh >/dev/null
+llvm=/usr/lib/llvm-19/bin
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+count() { # instructions llc executes on $1
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$llvm/llc" -O3 -filetype=obj "$1" \
+    -o /dev/null 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+
+build/bin/gradc show "$model" --stage=llvm-opt >"$out/step.ll"
+echo 'target triple = "x86_64-pc-linux-gnu"' >"$out/empty.ll"
+base=$(count "$out/empty.ll")
+whole=$(count "$out/step.ll")
+lines=$(wc -l <"$out/step.ll")
+printf '%s: %d lines of optimised IR, llc %d M instructions (%d M without its start-up)\n' \
+  "$model" "$lines" $((whole / 1000000)) $(((whole - base) / 1000000))
+[ "$perFunction" = 1 ] || exit 0
+sed -n 's/^define [^@]*@\([^(]*\)(.*/\1/p' "$out/step.ll" | while read -r fn; do
+  "$llvm/llvm-extract" --delete --func="$fn" "$out/step.ll" -S -o "$out/without.ll"
+  size=$(awk -v f="@$fn(" 'index($0, "define") == 1 && index($0, f) {on = 1} on {n++} on && /^}/ {on = 0} END {print n}' "$out/step.ll")
+  printf '  %6d M  %5d lines  %s\n' $(((whole - $(count "$out/without.ll")) / 1000000)) "$size" "$fn"
+done | sort -rn
