@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Machine-code cost of a model's training step, in instructions executed by
-# LLVM's `llc` (valgrind's callgrind): the same count on every run, where
-# the time of a compile moves by 10-30% on a shared VM.  Use it to compare
+# Compile cost of a model's training step in instructions executed
+# (valgrind's callgrind): the same count on every run, where the time of a
+# compile moves by 10-30% on a shared VM.  First the whole of it (`gradc
+# show --stage=asm`), then the machine code alone, by LLVM's `llc`.  Use it to compare
 # two versions of the lowering; `gradc train --time-report` gives the times.
 #
 # The step is taken after gradc's LLVM passes (`gradc show --stage=llvm-opt`)
@@ -36,6 +37,12 @@ count() { # instructions llc executes on $1
     -o /dev/null 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 
+# Everything the JIT does for the step, on one thread: lowering, gradc's
+# LLVM passes and llc's work (and printing the assembly, a few percent).
+all=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null build/bin/gradc show "$model" \
+  --stage=asm 2>&1 >/dev/null | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+printf '%s: lowering, passes and machine code of the step %d M instructions\n' "$model" \
+  $((all / 1000000))
 build/bin/gradc show "$model" --stage=llvm-opt >"$out/step.ll"
 echo 'target triple = "x86_64-pc-linux-gnu"' >"$out/empty.ll"
 base=$(count "$out/empty.ll")
