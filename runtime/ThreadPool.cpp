@@ -21,6 +21,9 @@
 #include "runtime/ThreadPool.h"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <system_error>
 #include <utility>
 
 namespace gradc::rt {
@@ -85,17 +88,31 @@ ThreadPool::ThreadPool(int threads, std::chrono::nanoseconds spin) : spin_(spin)
   // Chunk counts live in 16 bits of the claim word.
   threadCount_ = std::clamp(threads, 1, 0xffff);
   workers_.reserve(threadCount_ - 1);
-  for (int i = 0; i + 1 < threadCount_; ++i)
-    workers_.emplace_back([this] { workerLoop(); });
+  try {
+    for (int i = 0; i + 1 < threadCount_; ++i)
+      workers_.emplace_back([this] { workerLoop(); });
+  } catch (const std::system_error &e) {
+    // The system's thread limit (e.g. --threads=100000): the workers that
+    // did start are stopped and joined, and the caller gets an error to
+    // report instead of std::terminate.
+    const size_t started = workers_.size();
+    stopWorkers();
+    throw std::runtime_error("cannot start " + std::to_string(threads) +
+                             " threads (the system refused thread " + std::to_string(started + 2) +
+                             ": " + e.what() + ")");
+  }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stopWorkers(); }
+
+void ThreadPool::stopWorkers() {
   std::lock_guard<std::mutex> lock(callMutex_);
   job_.stop.store(true, std::memory_order_relaxed);
   job_.generation.fetch_add(1, std::memory_order_seq_cst);
   job_.generation.notify_all();
   for (std::thread &worker : workers_)
     worker.join();
+  workers_.clear();
 }
 
 int ThreadPool::chunkCount(int64_t n, int threads) {

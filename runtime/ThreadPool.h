@@ -53,6 +53,8 @@ public:
   /// A pool of `threads` threads in all, counting the caller: it starts
   /// threads - 1 workers.  threads <= 0 means std::thread::hardware_concurrency().
   /// `spin` is how long idle threads busy-wait before sleeping (0: sleep at once).
+  /// Throws std::runtime_error, saying how many threads, when the system
+  /// cannot start them all.
   explicit ThreadPool(int threads = 0, std::chrono::nanoseconds spin = kDefaultSpin);
   ~ThreadPool();
   ThreadPool(const ThreadPool &) = delete;
@@ -93,6 +95,8 @@ public:
 
 private:
   void workerLoop();
+  /// Tells the workers to end and joins them.
+  void stopWorkers();
   uint32_t waitForNewJob(uint32_t seen, std::chrono::nanoseconds spin);
   /// The next unclaimed chunk of job `generation`, or -1 when there is none
   /// (all claimed, or that job is over).

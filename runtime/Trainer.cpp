@@ -946,10 +946,16 @@ void epochPermutation(int64_t n, uint64_t seed, int64_t epoch, std::vector<int64
 bool evaluate(const KernelSpec &eval, const KernelSpec *tail, TensorStore &store,
               const Dataset &data, const TrainOptions &options, EvalResult &result,
               std::string &error) {
-  ThreadPool pool(options.threads);
+  std::optional<ThreadPool> pool;
+  try {
+    pool.emplace(options.threads);
+  } catch (const std::runtime_error &e) {
+    error = e.what();
+    return false;
+  }
   Pass pass;
   if (!checkCompiled({&eval, tail}, error) ||
-      !preparePass(eval, tail, data, "evaluation", options, store, pool, pass, error))
+      !preparePass(eval, tail, data, "evaluation", options, store, *pool, pass, error))
     return false;
   if (pass.calls() == 0) {
     error = fmt::format("the data has {} examples, fewer than one batch of {}", data.size,
@@ -976,8 +982,14 @@ bool train(const KernelSpec &step, const KernelSpec *eval, TensorStore &store,
 bool train(const TrainKernels &kernels, TensorStore &store, const Dataset &trainData,
            const Dataset &testData, const TrainOptions &options, std::vector<EpochStats> *history,
            std::string &error) {
-  TrainingRun run(kernels, store, trainData, testData, options);
-  return run.setUp(error) && run.run(history, error);
+  std::optional<TrainingRun> run;
+  try {
+    run.emplace(kernels, store, trainData, testData, options);
+  } catch (const std::runtime_error &e) { // the thread pool's threads
+    error = e.what();
+    return false;
+  }
+  return run->setUp(error) && run->run(history, error);
 }
 
 } // namespace gradc::rt
