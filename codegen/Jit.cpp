@@ -76,7 +76,8 @@ static Expected<orc::JITDylibSP> setUpProcessSymbols(orc::LLJIT &jit) {
 }
 
 std::unique_ptr<Jit> Jit::create(const CodegenOptions &options, std::string &error) {
-  initializeLLVM();
+  if (!initializeLLVM(error))
+    return nullptr;
   TargetChoice choice;
   if (!chooseTarget(options, choice, error))
     return nullptr;

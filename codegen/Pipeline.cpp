@@ -43,8 +43,9 @@ namespace gradc::codegen {
 
 using namespace llvm;
 
-void initializeLLVM() {
+bool initializeLLVM(std::string &error) {
   static std::once_flag once;
+  static std::string optionsError; // the same answer for every call
   std::call_once(once, [] {
     // All targets, not only the native one: `gradc build` may write an
     // object for another CPU family.
@@ -55,9 +56,21 @@ void initializeLLVM() {
     InitializeAllAsmParsers();
     // LLVM's own options, for experiments (as clang's -mllvm), e.g.
     // GRADC_LLVM_OPTIONS="-disable-lsr"; part of the kernel cache's key.
+    // A stream for LLVM's complaints, so that an unknown option is gradc's
+    // error rather than LLVM's exit(1) with advice about `gradc --help`.
     const char *argv[] = {"gradc"};
-    cl::ParseCommandLineOptions(1, argv, "", nullptr, "GRADC_LLVM_OPTIONS");
+    std::string complaints;
+    raw_string_ostream os(complaints);
+    if (!cl::ParseCommandLineOptions(1, argv, "", &os, "GRADC_LLVM_OPTIONS")) {
+      os.flush();
+      StringRef first = StringRef(complaints).split('\n').first.split("  Try:").first;
+      first.consume_front("gradc: ");
+      optionsError = "GRADC_LLVM_OPTIONS: " + first.trim().rtrim('.').str() +
+                     " (LLVM's own options, as llc takes them)";
+    }
   });
+  error = optionsError;
+  return optionsError.empty();
 }
 
 static CodeGenOptLevel codeGenLevel(int optLevel) {
@@ -100,7 +113,8 @@ bool chooseTarget(const CodegenOptions &options, TargetChoice &choice, std::stri
 
 std::unique_ptr<TargetMachine> createTargetMachine(const CodegenOptions &options,
                                                    std::string &error) {
-  initializeLLVM();
+  if (!initializeLLVM(error))
+    return nullptr;
   TargetChoice choice;
   if (!chooseTarget(options, choice, error))
     return nullptr;

@@ -29,8 +29,10 @@ namespace gradc::codegen {
 struct CodegenOptions;
 struct KernelLayout;
 
-/// Registers LLVM's targets; safe to call any number of times.
-void initializeLLVM();
+/// Registers LLVM's targets and reads LLVM options from GRADC_LLVM_OPTIONS;
+/// safe to call any number of times.  False, with `error` set, when that
+/// variable holds an option LLVM does not know.
+bool initializeLLVM(std::string &error);
 
 /// The target CPU's name and feature string for `options` ("host": the
 /// running machine's, with every feature it reports).
