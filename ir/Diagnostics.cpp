@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
@@ -126,20 +127,38 @@ static bool looksLikeText(std::string_view text, size_t &badOffset) {
   return true;
 }
 
+/// Model and IR files are hand-written or printed by gradc: far below this.
+/// The limit ends the read of something endless (/dev/zero, a FIFO that
+/// keeps writing) with an error instead of exhausting memory.
+constexpr size_t kMaxSourceBytes = size_t(64) << 20;
+
 bool readSourceFile(const std::string &path, std::string_view what, SourceManager &sources,
                     Diagnostics &diags, const std::string **interned) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    diags.error(fmt::format("cannot read {} '{}': it is a directory", what, path));
+    return false;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     diags.error(fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
     return false;
   }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxSourceBytes) {
+      diags.error(fmt::format("{} '{}' is larger than {} MiB: not a {}", what, path,
+                              kMaxSourceBytes >> 20,
+                              what == "IR file" ? "graph gradc printed" : "model file"));
+      return false;
+    }
+  }
   if (in.bad()) {
     diags.error(fmt::format("cannot read {} '{}': read failed", what, path));
     return false;
   }
-  std::string text = buffer.str();
   size_t badOffset = 0;
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
     diags.error(fmt::format("{} '{}' is empty: expected a {}", what, path,
