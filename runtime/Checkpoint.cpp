@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <memory>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace gradc::rt {
@@ -436,6 +437,18 @@ const SafetensorsEntry *SafetensorsFile::find(std::string_view name) const {
   return nullptr;
 }
 
+bool replaceableByRename(const std::string &path, std::string_view what, std::string &error) {
+  std::error_code ec;
+  std::filesystem::file_status status = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(status) || std::filesystem::is_regular_file(status))
+    return true;
+  error = fmt::format("the {} '{}' would replace {}: give the path of a file", what, path,
+                      std::filesystem::is_directory(status) ? "a directory"
+                                                            : "something that is not a file "
+                                                              "(a device, a pipe)");
+  return false;
+}
+
 bool saveCheckpoint(const std::string &path, const TensorStore &store, const CheckpointInfo &info,
                     std::string &error) {
   for (const auto &[key, value] : info.extra)
@@ -468,6 +481,8 @@ bool saveCheckpoint(const std::string &path, const TensorStore &store, const Che
   // Padded so that the data start 8-byte aligned, as the format recommends.
   header.append((8 - header.size() % 8) % 8, ' ');
 
+  if (!replaceableByRename(path, "checkpoint", error))
+    return false;
   std::string temporary = fmt::format("{}.tmp-{}", path, ::getpid());
   FILE *file = std::fopen(temporary.c_str(), "wb");
   if (!file) {
@@ -513,6 +528,11 @@ bool readSafetensors(const std::string &path, SafetensorsFile &file, std::string
     std::unique_ptr<FILE, int (*)(FILE *)> in(std::fopen(path.c_str(), "rb"), &std::fclose);
     if (!in)
       return fail(std::strerror(errno));
+    // Checkpoints are files gradc wrote; a device or a pipe (/dev/zero)
+    // would be read without end.
+    struct stat info;
+    if (::fstat(fileno(in.get()), &info) != 0 || !S_ISREG(info.st_mode))
+      return fail(S_ISDIR(info.st_mode) ? "it is a directory" : "not a regular file");
     char buffer[1 << 16];
     for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, in.get())) > 0;)
       file.bytes.append(buffer, n);

@@ -62,6 +62,12 @@ struct CheckpointInfo {
   std::vector<std::string> ignored;
 };
 
+/// Whether a file written next to `path` may be renamed over it: `path`
+/// does not exist or is a regular file.  Otherwise (a directory, a device
+/// such as /dev/null, a pipe) sets `error`, naming `what` is written: a
+/// rename would replace the node itself, and as root even /dev/null.
+bool replaceableByRename(const std::string &path, std::string_view what, std::string &error);
+
 /// Writes the params and state of `store` with `info` to `path`,
 /// atomically (see the file comment).  On failure returns false, sets
 /// `error` (naming the file) and leaves an existing `path` unchanged.

@@ -27,6 +27,11 @@
 namespace gradc::rt {
 namespace {
 
+/// What is read from something that is not a regular file (a pipe, a
+/// device) before it counts as endless: /dev/zero would otherwise be read
+/// until memory runs out.  A regular file is read whatever its size.
+constexpr size_t kMaxStreamBytes = size_t(256) << 20;
+
 /// The raw bytes of `path`.
 bool readFile(const std::string &path, std::string &bytes, std::string &error) {
   std::unique_ptr<FILE, int (*)(FILE *)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
@@ -39,7 +44,8 @@ bool readFile(const std::string &path, std::string &bytes, std::string &error) {
   // for a 30 MB file); keep reading past it in case the file grew.
   bytes.clear();
   struct stat info;
-  if (::fstat(fileno(file.get()), &info) == 0 && info.st_size > 0) {
+  const bool regular = ::fstat(fileno(file.get()), &info) == 0 && S_ISREG(info.st_mode);
+  if (regular && info.st_size > 0) {
     bytes.reserve(size_t(info.st_size));
     adviseHugePages(bytes.data(), bytes.capacity());
     bytes.resize(size_t(info.st_size));
@@ -54,6 +60,12 @@ bool readFile(const std::string &path, std::string &bytes, std::string &error) {
       used += n;
       if (n < sizeof buffer)
         break;
+      if (!regular && used > kMaxStreamBytes) {
+        error = fmt::format("'{}' is not a regular file and has given more than {} MiB: an "
+                            "endless stream?",
+                            path, kMaxStreamBytes >> 20);
+        return false;
+      }
     }
   }
   bytes.resize(used);

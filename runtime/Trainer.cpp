@@ -360,6 +360,8 @@ public:
   bool save(std::string &error) const {
     if (!enabled())
       return true;
+    if (!replaceableByRename(path_, "metrics file", error))
+      return false;
     std::string temporary = path_ + ".tmp";
     {
       std::ofstream out(temporary, std::ios::binary | std::ios::trunc);

@@ -1,5 +1,6 @@
 //===- trainer/TrainerCommand.cpp - The trainer's command line ------------===//
 #include "trainer/TrainerCommand.h"
+#include "runtime/Checkpoint.h"
 #include "runtime/Csv.h"
 #include "runtime/Idx.h"
 
@@ -101,10 +102,18 @@ bool trainOptionsFrom(const po::variables_map &values, const TrainDefaults &defa
   options.threads = values["threads"].as<int>();
   if (options.threads < 0)
     return bad(fmt::format("--threads must be >= 0 (0: all cores), got {}", options.threads));
-  if (values.count("metrics"))
+  // Checked now, not when the run ends and there is something to lose.
+  std::string pathError;
+  if (values.count("metrics")) {
     options.metricsPath = values["metrics"].as<std::string>();
-  if (values.count("save"))
+    if (!rt::replaceableByRename(options.metricsPath, "metrics file", pathError))
+      return bad(pathError);
+  }
+  if (values.count("save")) {
     options.savePath = values["save"].as<std::string>();
+    if (!rt::replaceableByRename(options.savePath, "checkpoint", pathError))
+      return bad(pathError);
+  }
   if (values.count("resume") && values.count("init"))
     return bad("--resume and --init exclude each other");
   if (values.count("resume"))
