@@ -6,6 +6,7 @@
 #include <cassert>
 #include <cmath>
 #include <fmt/format.h>
+#include <unordered_set>
 
 namespace gradc::ir {
 
@@ -122,11 +123,23 @@ const Tensor *Interpreter::output(std::string_view key) const {
   return node ? &values_.at(node) : nullptr;
 }
 
-bool Interpreter::run(std::string *error) {
+bool Interpreter::run(std::string *error, const Node *only) {
   values_.clear();
+  std::unordered_set<const Node *> needed;
+  if (only) {
+    std::vector<const Node *> pending = {only};
+    while (!pending.empty()) {
+      const Node *next = pending.back();
+      pending.pop_back();
+      if (needed.insert(next).second)
+        pending.insert(pending.end(), next->operands.begin(), next->operands.end());
+    }
+  }
   std::vector<std::pair<const Node *, Tensor>> updates;
   for (const auto &owned : graph_.nodes()) {
     const Node &node = *owned;
+    if (only && !needed.count(&node))
+      continue;
     Tensor out(node.type);
     auto in = [&](size_t i) -> const Tensor & { return values_.at(node.operands[i]); };
     const Attrs &a = node.attrs;

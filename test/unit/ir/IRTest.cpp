@@ -163,6 +163,31 @@ TEST(Interpreter, CrossEntropyIsFiniteForHugeLogits) {
   EXPECT_NEAR(interp.output("loss")->data[0], (0 + 2e4) / 2, 1e-9);
 }
 
+TEST(Interpreter, RunningOnlyWhatAValueNeedsSkipsTheRest) {
+  // %side does not feed %L: a run for %L alone leaves it without a value
+  // and gives %L exactly as a full run does.
+  auto graph = parse(R"(graph @c (forward) batch=2 optimizer=sgd {
+forward:
+  %o = input : f32[2,3]
+  %y = target : i32[2]
+  %L = cross_entropy %o, %y : f32[]
+  %side = mul %o, %o : f32[2,3]
+  return loss=%L, side=%side
+}
+)");
+  ASSERT_NE(graph, nullptr);
+  Interpreter interp(*graph);
+  interp.bind(graph->find("o"), Tensor(Type::f32({2, 3}), {1, 2, 3, 0, 0, 0}));
+  interp.bind(graph->find("y"), Tensor(Type::i32({2}), {2, 0}));
+  std::string error;
+  ASSERT_TRUE(interp.run(&error)) << error;
+  const double full = interp.output("loss")->data[0];
+  ASSERT_NE(interp.output("side"), nullptr);
+  ASSERT_TRUE(interp.run(&error, graph->find("L"))) << error;
+  EXPECT_EQ(interp.output("loss")->data[0], full);
+  EXPECT_THROW(interp.value(graph->find("side")), std::out_of_range);
+}
+
 TEST(Interpreter, OutOfRangeLabelIsAnError) {
   auto graph = parse(kClassifier);
   ASSERT_NE(graph, nullptr);
