@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <future>
+#include <system_error>
 #include <vector>
 
 namespace gradc::rt {
@@ -135,8 +137,25 @@ bool findIdxFiles(const std::string &dir, std::string (&paths)[4], std::string &
 
 bool loadIdxDirectory(const std::string &dir, Dataset &train, Dataset &test, std::string &error) {
   std::string paths[4];
-  return findIdxFiles(dir, paths, error) && loadIdx(paths[0], paths[1], train, error) &&
-         loadIdx(paths[2], paths[3], test, error);
+  if (!findIdxFiles(dir, paths, error))
+    return false;
+  // The test set inflates on a thread of its own while the training set
+  // does (a gzip stream is one core's work): with the kernels from the
+  // cache, loading is what the first step waits for.
+  std::string testError;
+  std::future<bool> testLoaded;
+  try {
+    testLoaded = std::async(std::launch::async,
+                            [&] { return loadIdx(paths[2], paths[3], test, testError); });
+  } catch (const std::system_error &) {
+    // No thread to be had: one after the other.
+    return loadIdx(paths[0], paths[1], train, error) && loadIdx(paths[2], paths[3], test, error);
+  }
+  const bool trainOk = loadIdx(paths[0], paths[1], train, error);
+  const bool testOk = testLoaded.get();
+  if (trainOk && !testOk)
+    error = testError;
+  return trainOk && testOk;
 }
 
 } // namespace gradc::rt
