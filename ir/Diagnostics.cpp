@@ -9,7 +9,6 @@
 #include <iostream>
 #include <memory>
 #include <set>
-#include <sstream>
 
 namespace gradc {
 

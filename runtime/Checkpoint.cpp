@@ -531,7 +531,9 @@ bool readSafetensors(const std::string &path, SafetensorsFile &file, std::string
     // Checkpoints are files gradc wrote; a device or a pipe (/dev/zero)
     // would be read without end.
     struct stat info;
-    if (::fstat(fileno(in.get()), &info) != 0 || !S_ISREG(info.st_mode))
+    if (::fstat(fileno(in.get()), &info) != 0)
+      return fail(std::strerror(errno));
+    if (!S_ISREG(info.st_mode))
       return fail(S_ISDIR(info.st_mode) ? "it is a directory" : "not a regular file");
     char buffer[1 << 16];
     for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, in.get())) > 0;)
