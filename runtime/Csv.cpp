@@ -189,8 +189,9 @@ bool loadCsvWithHeader(const std::string &path, const std::vector<std::string> &
         if (!parseNumber(cell, value))
           return badCell(index, "a number");
         if (value != std::floor(value) || value < 0 || value > 2147483647.0) {
-          error = fmt::format("{}:{}:{}: a class label is a whole number >= 0, found '{}'", path,
-                              lineNo, cells[index].column, cell);
+          error = fmt::format(
+              "{}:{}:{}: a class label is a whole number from 0 to 2147483647, found '{}'", path,
+              lineNo, cells[index].column, cell);
           return false;
         }
         data.targetsI.push_back(int32_t(value));

@@ -110,8 +110,10 @@ TEST(Csv, MalformedFilesNameFileLineAndColumn) {
   expectError("a,b,cls\n1,  nan,0\n", "FILE:2:3: expected a number in column 'b', found 'nan'");
   expectError("a,b,cls\n1,inf,0\n", "FILE:2:3: expected a number in column 'b', found 'inf'");
   expectError("a,b,cls\n1,1e39,0\n", "FILE:2:3: expected a number in column 'b', found '1e39'");
-  expectError("a,b,cls\n1,2,2.5\n", "FILE:2:5: a class label is a whole number >= 0, found '2.5'");
-  expectError("a,b,cls\n1,2,-1\n", "FILE:2:5: a class label is a whole number >= 0, found '-1'");
+  expectError("a,b,cls\n1,2,2.5\n",
+              "FILE:2:5: a class label is a whole number from 0 to 2147483647, found '2.5'");
+  expectError("a,b,cls\n1,2,-1\n",
+              "FILE:2:5: a class label is a whole number from 0 to 2147483647, found '-1'");
   expectError("a,b,cls\n1,2,zero\n", "FILE:2:5: expected a number in column 'cls', found 'zero'");
   expectError("a,b,cls\n1,\"2,0\n", "FILE:2:3: a quoted cell has no closing quote on this line");
   expectError("a,b,cls\n1,\"2\"x,0\n", "FILE:2:6: expected ',' after a quoted cell, found 'x'");
