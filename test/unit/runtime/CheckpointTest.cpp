@@ -498,8 +498,8 @@ TEST(Checkpoint, AFailedWriteLeavesThePreviousCheckpoint) {
   std::string blocked = dir + "/blocked.safetensors";
   std::filesystem::create_directories(blocked + "/occupied");
   EXPECT_FALSE(saveCheckpoint(blocked, *storeOf(model(), 2), sampleInfo(), error));
-  EXPECT_EQ(error, "the checkpoint '" + blocked +
-                       "' would replace a directory: give the path of a file");
+  EXPECT_EQ(error,
+            "the checkpoint '" + blocked + "' would replace a directory: give the path of a file");
   EXPECT_TRUE(std::filesystem::exists(blocked + "/occupied"));
   EXPECT_FALSE(std::filesystem::exists(fmt::format("{}.tmp-{}", blocked, ::getpid())));
   std::filesystem::remove_all(blocked);
