@@ -188,6 +188,19 @@ void KernelBuilder::parallelFor(int64_t tasks, const std::string &name, ArrayRef
   callOnPool(tasks, name, outlined, closureType, distinct);
 }
 
+void KernelBuilder::buildFunction(Function *other, function_ref<void()> body) {
+  IRBuilderBase::InsertPoint outerPoint = b.saveIP();
+  DenseMap<Value *, AccessTags> outerTags = std::move(tags_);
+  tags_.clear();
+  Function *outer = function;
+  function = other;
+  b.SetInsertPoint(BasicBlock::Create(context, "entry", other));
+  body();
+  function = outer;
+  tags_ = std::move(outerTags);
+  b.restoreIP(outerPoint);
+}
+
 void KernelBuilder::callOnPool(int64_t tasks, const std::string &name, Function *outlined,
                                ArrayType *closureType, ArrayRef<Value *> distinct) {
   // The closure lives in the kernel's frame.

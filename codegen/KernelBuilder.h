@@ -96,6 +96,11 @@ public:
   void parallelFor(int64_t tasks, const std::string &name, llvm::ArrayRef<llvm::Value *> captures,
                    TaskBody body, const std::string &shareKey = "");
 
+  /// Builds the body of `other`, a new function of the kernel's module,
+  /// through this builder: `body` starts at its (new) entry block, with no
+  /// node begun; afterwards the builder is back where it was.
+  void buildFunction(llvm::Function *other, llvm::function_ref<void()> body);
+
   /// Gives `inst`, an access through `base`, the alias scopes of the
   /// current node (for accesses built without load() and store()).
   void tagAccess(llvm::Instruction *inst, llvm::Value *base) { tag(inst, base); }

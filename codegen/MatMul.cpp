@@ -26,6 +26,13 @@
 // Remainders are static: a last tile of m % mr rows, a last k block of
 // k % kc, and a last panel narrower than nr, whose last vector is masked.
 //
+// A product with an epilogue (MatMulEpilogue) hands each finished tile to
+// it through a small buffer on the stack, in L1, instead of storing it to
+// C: what follows the product (bias, activation, dropout, the optimizer's
+// update of a weight from its gradient) runs on the core that computed
+// the tile, in the product's own tasks, and C itself is written only as
+// partial sums between k blocks.
+//
 //===----------------------------------------------------------------------===//
 #include "codegen/MatMul.h"
 #include "ir/Graph.h"
@@ -88,7 +95,9 @@ constexpr const char *kGeometryKind = "gradc.matmul";
 /// the second core saves.
 constexpr int64_t kParallelMacs = int64_t(1) << 17;
 /// ... and a depth k of at least this: a shallow product is mostly the
-/// store of C, which a second core does not make faster.
+/// store of C, which a second core does not make faster.  (Also with an
+/// epilogue: the fashion model's [128, 10] x [10, 256] product, whose
+/// epilogue takes three maps, ran no faster split, 16 epochs each way.)
 constexpr int64_t kMinParallelDepth = 16;
 /// Rows are split between threads when there are at least this many tiles
 /// of rows (enough to balance a few threads); otherwise columns are.
@@ -152,14 +161,16 @@ Plan makePlan(const MatMulGeometry &g, unsigned lanes, unsigned registers) {
 /// Emits the body of one product over a range of tasks.
 class TileEmitter {
 public:
-  TileEmitter(const Plan &plan, Function *fn, const std::string &name)
-      : p_(plan), g_(plan.g), kb_(fn), b_(kb_.b), name_(name) {
+  TileEmitter(const Plan &plan, Function *fn, const std::string &name, Function *epilogue,
+              ArrayRef<unsigned> capturesC)
+      : p_(plan), g_(plan.g), kb_(fn), b_(kb_.b), name_(name), epilogue_(epilogue),
+        capturesC_(capturesC.begin(), capturesC.end()) {
     // The chain of fmuladds is the order of the sum: nothing may reassociate it.
     b_.setFastMathFlags(FastMathFlags());
     vec_ = FixedVectorType::get(kb_.f32, p_.lanes);
   }
 
-  /// Fills `fn`(c, a, b, begin, end).
+  /// Fills `fn`(c, a, b, begin, end, epilogue captures...).
   void emit() {
     Function *fn = kb_.function;
     c_ = fn->getArg(0);
@@ -176,7 +187,19 @@ public:
         b_.CreateAlloca(ArrayType::get(kb_.f32, p_.kc * p_.nr), nullptr, name_ + ".panel");
     buffer->setAlignment(Align(64));
     panel_ = buffer;
-    kb_.beginNode({c_, a_, bm_, panel_}, name_);
+    std::vector<Value *> bases = {c_, a_, bm_, panel_};
+    if (epilogue_) {
+      AllocaInst *tile =
+          b_.CreateAlloca(ArrayType::get(kb_.f32, p_.mr * p_.nr), nullptr, name_ + ".tile");
+      tile->setAlignment(Align(64));
+      tile_ = tile;
+      bases.push_back(tile_);
+      // A capture that is C goes to the epilogue as c, so that every access
+      // to C's bytes stays based on the noalias argument.
+      for (unsigned i = 5; i < fn->arg_size(); ++i)
+        captures_.push_back(is_contained(capturesC_, i - 5) ? c_ : fn->getArg(i));
+    }
+    kb_.beginNode(bases, name_);
 
     Value *mr = kb_.index(p_.mr), *nr = kb_.index(p_.nr);
     if (p_.columnTasks) {
@@ -248,34 +271,42 @@ private:
   /// 0), for the task's rows; `lastMask` (null: all lanes) says which lanes
   /// of the last vector are real.
   void panel(int64_t q, Value *j0, Value *lastMask, int64_t width = 0) {
+    if (width == 0)
+      width = q * p_.lanes;
     int64_t blocks = ceilDiv(g_.k, p_.kc), last = g_.k - (blocks - 1) * p_.kc;
     int64_t fullBlocks = last == p_.kc ? blocks : blocks - 1;
     if (fullBlocks == 1) {
-      kBlock(q, j0, width, lastMask, kb_.index(0), p_.kc, b_.getTrue());
+      kBlock(q, j0, width, lastMask, kb_.index(0), p_.kc, b_.getTrue(), b_.getInt1(last == p_.kc));
     } else if (fullBlocks > 1) {
       kb_.loop(fullBlocks, name_ + ".kb", [&](Value *blockIndex) {
         Value *first = b_.CreateICmpEQ(blockIndex, kb_.index(0));
-        kBlock(q, j0, width, lastMask, b_.CreateMul(blockIndex, kb_.index(p_.kc)), p_.kc, first);
+        Value *final =
+            last == p_.kc ? b_.CreateICmpEQ(blockIndex, kb_.index(fullBlocks - 1)) : b_.getFalse();
+        kBlock(q, j0, width, lastMask, b_.CreateMul(blockIndex, kb_.index(p_.kc)), p_.kc, first,
+               final);
       });
     }
     if (last != p_.kc)
       kBlock(q, j0, width, lastMask, kb_.index(fullBlocks * p_.kc), last,
-             fullBlocks == 0 ? b_.getTrue() : b_.getFalse());
+             fullBlocks == 0 ? b_.getTrue() : b_.getFalse(), b_.getTrue());
   }
 
+  /// `first` and `final` say whether this k block is the first one (the
+  /// sums start from zero) and the last one (they are complete).
   void kBlock(int64_t q, Value *j0, int64_t width, Value *lastMask, Value *l0, int64_t depth,
-              Value *first) {
+              Value *first, Value *final) {
     pack(q, j0, width, lastMask, l0, depth);
     Value *rows = b_.CreateSub(rowEnd_, rowBegin_);
     Value *tiles = b_.CreateUDiv(rows, kb_.index(p_.mr), name_ + ".tiles");
     kb_.loopRange(kb_.index(0), tiles, 1, name_ + ".i", [&](Value *tile) {
-      tileProduct(p_.mr, q, kb_.offset(rowBegin_, tile, p_.mr), j0, lastMask, l0, depth, first);
+      tileProduct(p_.mr, q, width, kb_.offset(rowBegin_, tile, p_.mr), j0, lastMask, l0, depth,
+                  first, final);
     });
     if (int64_t rest = g_.m % p_.mr) {
       // Only the task that ends at row m has this remainder.
       Value *i0 = kb_.offset(rowBegin_, tiles, p_.mr);
       kb_.ifThen(b_.CreateICmpSLT(i0, rowEnd_), name_ + ".rest",
-                 [&] { tileProduct(rest, q, i0, j0, lastMask, l0, depth, first); });
+                 [&] { tileProduct(rest, q, width, i0, j0, lastMask, l0, depth, first, final); });
     }
   }
 
@@ -323,8 +354,6 @@ private:
       return;
     // Anything else, element by element; lanes past the edge read a valid
     // element (clamped index) and store zero.
-    if (width == 0)
-      width = q * lanes;
     kb_.loop(q * lanes, name_ + ".pack.j", [&](Value *jj) {
       Value *inside = b_.CreateICmpULT(jj, kb_.index(width));
       Value *jClamped = minimum(jj, kb_.index(width - 1));
@@ -358,9 +387,10 @@ private:
     }
   }
 
-  /// C(i0 .. i0+rows, j0 .. j0 + q lanes) (+)= A(.., l0 .. l0+depth) panel.
-  void tileProduct(int64_t rows, int64_t q, Value *i0, Value *j0, Value *lastMask, Value *l0,
-                   int64_t depth, Value *first) {
+  /// C(i0 .. i0+rows, j0 .. j0 + q lanes) (+)= A(.., l0 .. l0+depth) panel,
+  /// of which the first `width` columns are C's.
+  void tileProduct(int64_t rows, int64_t q, int64_t width, Value *i0, Value *j0, Value *lastMask,
+                   Value *l0, int64_t depth, Value *first, Value *final) {
     const int64_t lanes = p_.lanes, nr = p_.nr;
     Align panelAlign(std::min<uint64_t>(64, lanes * 4));
     auto cAt = [&](int64_t r, int64_t v) {
@@ -413,9 +443,32 @@ private:
       });
     for (int64_t l = depth / unroll * unroll; l < depth; ++l)
       step(kb_.index(l), result);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t v = 0; v < q; ++v)
-        storeVector(result[r * q + v], c_, cAt(r, v), maskOf(v));
+    auto storeToC = [&] {
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t v = 0; v < q; ++v)
+          storeVector(result[r * q + v], c_, cAt(r, v), maskOf(v));
+    };
+    auto complete = [&] {
+      Align tileAlign(std::min<uint64_t>(64, lanes * 4));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t v = 0; v < q; ++v)
+          storeVector(result[r * q + v], tile_, kb_.index(r * nr + v * lanes), nullptr, tileAlign);
+      SmallVector<Value *, 12> args(captures_.begin(), captures_.end());
+      for (Value *x :
+           {tile_, static_cast<Value *>(kb_.index(nr)), i0, static_cast<Value *>(kb_.index(rows)),
+            j0, static_cast<Value *>(kb_.index(width))})
+        args.push_back(x);
+      b_.CreateCall(epilogue_, args);
+    };
+    auto *constFinal = dyn_cast<ConstantInt>(final);
+    if (!epilogue_ || (constFinal && constFinal->isZero())) {
+      storeToC();
+    } else if (constFinal) {
+      complete();
+    } else {
+      kb_.ifThen(final, name_ + ".complete", complete);
+      kb_.ifThen(b_.CreateNot(final), name_ + ".partial", storeToC);
+    }
   }
 
   const Plan &p_;
@@ -423,8 +476,11 @@ private:
   KernelBuilder kb_;
   IRBuilder<> &b_;
   std::string name_;
+  Function *epilogue_;
+  SmallVector<unsigned, 2> capturesC_;
   Type *vec_;
-  Value *c_ = nullptr, *a_ = nullptr, *bm_ = nullptr, *panel_ = nullptr;
+  Value *c_ = nullptr, *a_ = nullptr, *bm_ = nullptr, *panel_ = nullptr, *tile_ = nullptr;
+  SmallVector<Value *, 8> captures_;
   Value *rowBegin_ = nullptr, *rowEnd_ = nullptr, *colBegin_ = nullptr, *colEnd_ = nullptr;
 };
 
@@ -438,7 +494,8 @@ std::pair<unsigned, unsigned> targetVectors(Function &fn, TargetMachine &machine
   return {lanes, std::max(registers, 8u)};
 }
 
-void defineMatMul(Function &decl, const MatMulGeometry &g, TargetMachine &machine) {
+void defineMatMul(Function &decl, const MatMulGeometry &g, Function *epilogue,
+                  ArrayRef<unsigned> capturesC, TargetMachine &machine) {
   Module &module = *decl.getParent();
   LLVMContext &context = module.getContext();
   auto [lanes, registers] = targetVectors(decl, machine);
@@ -447,29 +504,42 @@ void defineMatMul(Function &decl, const MatMulGeometry &g, TargetMachine &machin
   Type *ptr = PointerType::getUnqual(context), *i64 = Type::getInt64Ty(context),
        *voidTy = Type::getVoidTy(context);
 
-  // range(c, a, b, begin, end): the tasks [begin, end).  Inlined into its
-  // callers, where its noalias arguments become alias scopes.
+  // range(c, a, b, begin, end, captures...): the tasks [begin, end).
+  // Inlined into its callers, where its noalias arguments become alias
+  // scopes.  The captures are the epilogue's storage (decl's arguments
+  // after ctx, c, a, b), disjoint from C, A and B.
+  const unsigned captures = decl.arg_size() - 4;
+  SmallVector<Type *, 12> rangeParams = {ptr, ptr, ptr, i64, i64};
+  rangeParams.append(captures, ptr);
   Function *range =
-      Function::Create(FunctionType::get(voidTy, {ptr, ptr, ptr, i64, i64}, false),
-                       GlobalValue::InternalLinkage, decl.getName() + ".range", module);
+      Function::Create(FunctionType::get(voidTy, rangeParams, false), GlobalValue::InternalLinkage,
+                       decl.getName() + ".range", module);
   range->addFnAttr(Attribute::AlwaysInline);
   range->addFnAttr(Attribute::NoUnwind);
   for (unsigned i = 0; i < 3; ++i)
     range->addParamAttr(i, Attribute::NoAlias);
-  TileEmitter(plan, range, name).emit();
+  TileEmitter(plan, range, name, epilogue, capturesC).emit();
 
   decl.setLinkage(GlobalValue::InternalLinkage);
   decl.addFnAttr(Attribute::AlwaysInline);
   decl.addFnAttr(Attribute::NoUnwind);
   IRBuilder<> b(BasicBlock::Create(context, "entry", &decl));
-  Value *ctx = decl.getArg(0), *c = decl.getArg(1), *a = decl.getArg(2), *bm = decl.getArg(3);
+  Value *ctx = decl.getArg(0);
+  auto rangeArgs = [&](ArrayRef<Value *> pointers, Value *begin, Value *end) {
+    SmallVector<Value *, 12> args = {pointers[0], pointers[1], pointers[2], begin, end};
+    args.append(pointers.begin() + 3, pointers.end());
+    return args;
+  };
+  SmallVector<Value *, 12> pointers;
+  for (unsigned i = 1; i < decl.arg_size(); ++i)
+    pointers.push_back(decl.getArg(i));
   if (!plan.parallel) {
-    b.CreateCall(range, {c, a, bm, b.getInt64(0), b.getInt64(plan.tasks)});
+    b.CreateCall(range, rangeArgs(pointers, b.getInt64(0), b.getInt64(plan.tasks)));
     b.CreateRetVoid();
     return;
   }
   // tasks(closure, begin, end), called by the pool's threads.
-  StructType *closureType = StructType::get(context, {ptr, ptr, ptr});
+  StructType *closureType = StructType::get(context, SmallVector<Type *, 12>(pointers.size(), ptr));
   Function *tasks =
       Function::Create(FunctionType::get(voidTy, {ptr, i64, i64}, false),
                        GlobalValue::InternalLinkage, decl.getName() + ".tasks", module);
@@ -477,17 +547,15 @@ void defineMatMul(Function &decl, const MatMulGeometry &g, TargetMachine &machin
   {
     IRBuilder<> tb(BasicBlock::Create(context, "entry", tasks));
     Value *closure = tasks->getArg(0);
-    SmallVector<Value *, 5> args;
-    for (unsigned i = 0; i < 3; ++i)
-      args.push_back(tb.CreateLoad(ptr, tb.CreateStructGEP(closureType, closure, i)));
-    args.push_back(tasks->getArg(1));
-    args.push_back(tasks->getArg(2));
-    tb.CreateCall(range, args);
+    SmallVector<Value *, 12> loaded;
+    for (unsigned i = 0; i < pointers.size(); ++i)
+      loaded.push_back(tb.CreateLoad(ptr, tb.CreateStructGEP(closureType, closure, i)));
+    tb.CreateCall(range, rangeArgs(loaded, tasks->getArg(1), tasks->getArg(2)));
     tb.CreateRetVoid();
   }
   Value *closure = b.CreateAlloca(closureType, nullptr, name + ".closure");
-  for (unsigned i = 0; i < 3; ++i)
-    b.CreateStore(decl.getArg(1 + i), b.CreateStructGEP(closureType, closure, i));
+  for (unsigned i = 0; i < pointers.size(); ++i)
+    b.CreateStore(pointers[i], b.CreateStructGEP(closureType, closure, i));
   // runtime/Abi.h: gradc_step_context.pool is field 5.
   StructType *ctxType = StructType::get(context, {ptr, ptr, i64, i64, ptr, ptr});
   Value *pool = b.CreateLoad(ptr, b.CreateStructGEP(ctxType, ctx, 5), "pool");
@@ -500,21 +568,39 @@ void defineMatMul(Function &decl, const MatMulGeometry &g, TargetMachine &machin
 } // namespace
 
 void emitMatMul(KernelBuilder &kb, const std::string &name, const MatMulGeometry &g, Value *c,
-                Value *a, const std::string &, Value *b, const std::string &) {
+                Value *a, Value *b, const MatMulEpilogue *epilogue) {
   Type *ptr = kb.ptr;
+  SmallVector<Value *, 12> args = {kb.function->getArg(0), c, a, b};
+  if (epilogue)
+    args.append(epilogue->captures.begin(), epilogue->captures.end());
   Function *decl =
-      Function::Create(FunctionType::get(Type::getVoidTy(kb.context), {ptr, ptr, ptr, ptr}, false),
+      Function::Create(FunctionType::get(Type::getVoidTy(kb.context),
+                                         SmallVector<Type *, 12>(args.size(), ptr), false),
                        GlobalValue::ExternalLinkage, kPrefix + name, kb.module);
   MDBuilder md(kb.context);
-  SmallVector<Metadata *, 7> fields;
+  SmallVector<Metadata *, 8> fields;
   for (int64_t x : {g.m, g.n, g.k, g.aRow, g.aCol, g.bRow, g.bCol})
     fields.push_back(md.createConstant(kb.index(x)));
+  if (epilogue) {
+    // The function, then the captures that are C itself (a member that
+    // took C's bytes), which the tiles pass on as their own C pointer.
+    fields.push_back(ValueAsMetadata::get(epilogue->function));
+    for (size_t i = 0; i < epilogue->captures.size(); ++i)
+      if (epilogue->captures[i] == c)
+        fields.push_back(md.createConstant(kb.index(static_cast<int64_t>(i))));
+  }
   decl->setMetadata(kGeometryKind, MDNode::get(kb.context, fields));
-  kb.b.CreateCall(decl, {kb.function->getArg(0), c, a, b});
+  kb.b.CreateCall(decl, args);
 }
 
 void defineMatMuls(Module &module, TargetMachine &machine) {
-  SmallVector<std::pair<Function *, MatMulGeometry>, 8> pending;
+  struct Pending {
+    Function *decl;
+    MatMulGeometry geometry;
+    Function *epilogue;
+    SmallVector<unsigned, 2> capturesC;
+  };
+  SmallVector<Pending, 8> pending;
   for (Function &fn : module) {
     MDNode *md = fn.getMetadata(kGeometryKind);
     if (!md || !fn.isDeclaration())
@@ -522,11 +608,18 @@ void defineMatMuls(Module &module, TargetMachine &machine) {
     int64_t x[7];
     for (unsigned i = 0; i < 7; ++i)
       x[i] = mdconst::extract<ConstantInt>(md->getOperand(i))->getSExtValue();
-    pending.push_back({&fn, MatMulGeometry{x[0], x[1], x[2], x[3], x[4], x[5], x[6]}});
+    Function *epilogue =
+        md->getNumOperands() > 7 ? mdconst::extract<Function>(md->getOperand(7)) : nullptr;
+    SmallVector<unsigned, 2> capturesC;
+    for (unsigned i = 8; i < md->getNumOperands(); ++i)
+      capturesC.push_back(
+          unsigned(mdconst::extract<ConstantInt>(md->getOperand(i))->getZExtValue()));
+    pending.push_back(
+        {&fn, MatMulGeometry{x[0], x[1], x[2], x[3], x[4], x[5], x[6]}, epilogue, capturesC});
   }
-  for (auto &[fn, geometry] : pending) {
-    fn->setMetadata(kGeometryKind, nullptr);
-    defineMatMul(*fn, geometry, machine);
+  for (Pending &p : pending) {
+    p.decl->setMetadata(kGeometryKind, nullptr);
+    defineMatMul(*p.decl, p.geometry, p.epilogue, p.capturesC, machine);
   }
 }
 

@@ -15,10 +15,13 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace llvm {
+class Function;
 class TargetMachine;
-}
+class Value;
+} // namespace llvm
 
 namespace gradc::ir {
 class Node;
@@ -37,12 +40,24 @@ struct MatMulGeometry {
 /// first operand is a row vector and a rank-1 second operand a column.
 MatMulGeometry matMulGeometry(const ir::Node &node);
 
+/// What runs on each tile of C once its sums are complete, instead of
+/// storing them: `function`(captures..., values, stride, row, rows, col,
+/// count) gets C(row + r, col + t) as values[r * stride + t] for r < rows,
+/// t < count, and stores whatever follows the product (Lowering.cpp builds
+/// it from the elementwise maps that read C).  `captures` are the storage
+/// pointers it reads and writes, none of them overlapping A, B or C.
+struct MatMulEpilogue {
+  llvm::Function *function = nullptr;
+  std::vector<llvm::Value *> captures;
+};
+
 /// Emits C = A B for `geometry` (C row-major, m x n) in the kernel being
 /// built (whose first argument is the step context): a call that
-/// defineMatMuls turns into code.
+/// defineMatMuls turns into code.  With an `epilogue`, C holds only partial
+/// sums (when k is split into blocks), and the epilogue takes the result.
 void emitMatMul(KernelBuilder &kb, const std::string &name, const MatMulGeometry &geometry,
-                llvm::Value *c, llvm::Value *a, const std::string &aName, llvm::Value *b,
-                const std::string &bName);
+                llvm::Value *c, llvm::Value *a, llvm::Value *b,
+                const MatMulEpilogue *epilogue = nullptr);
 
 /// Defines every function emitMatMul declared in `module`, for `machine`.
 void defineMatMuls(llvm::Module &module, llvm::TargetMachine &machine);

@@ -46,7 +46,9 @@ std::vector<std::string> splitPassList(std::string_view list) {
 
 std::vector<std::string> trainPipeline() { return {"dropout", "l2", "autodiff", "optimizer"}; }
 std::vector<std::string> gradientPipeline() { return {"dropout", "l2", "autodiff"}; }
-std::vector<std::string> optimizePipeline() { return {"simplify", "recompute-masks", "sink-maps"}; }
+std::vector<std::string> optimizePipeline() {
+  return {"simplify", "hoist-masks", "recompute-masks", "sink-maps"};
+}
 std::vector<std::string> inferencePipeline() { return {"dropout-infer", "simplify"}; }
 
 bool runPipeline(ir::Graph &graph, std::span<const std::string> passNames, Diagnostics &diags,

@@ -1,0 +1,145 @@
+//===- test/unit/codegen/EpilogueTest.cpp - Maps run in a product's tiles -===//
+//
+// The elementwise maps that read a product run in its epilogue, on each
+// tile as it completes (codegen/Lowering.cpp, "Epilogues of matrix
+// products"): a bias broadcast over rows, relu and a mask after one
+// product; momentum and an in-place update of optimizer state after
+// another.  The shapes give the tiles a remainder of rows, a masked last
+// panel of columns and k split into blocks (the last one shorter for one
+// product, as long as the others for the other), and the products are
+// big enough to run on the pool.  Results must match the interpreter, and
+// be the same bits for any thread count.
+//
+//===----------------------------------------------------------------------===//
+#include "KernelRunner.h"
+#include "codegen/Codegen.h"
+#include "ir/Diagnostics.h"
+#include "ir/IRParser.h"
+#include "ir/Interpreter.h"
+#include "runtime/ThreadPool.h"
+
+#include <cmath>
+#include <cstring>
+#include <gtest/gtest.h>
+#include <random>
+#include <sstream>
+
+using namespace gradc;
+using namespace gradc::ir;
+
+namespace {
+
+const char *kEpilogueGraph = R"(graph @epi (train) optimizer=sgd {
+forward:
+  %x = input : f32[61,700]
+  %x2 = input : f32[61,702]
+  %w = input : f32[700,50]
+  %wt = input : f32[50,702]
+  %b = input : f32[50]
+  %mask = input : f32[61,50]
+  %p = matmul %x, %w : f32[61,50]
+  %e = exp %b : f32[50]
+  %q = add %p, %b : f32[61,50]
+  %h = relu %q : f32[61,50]
+  %o = mul %h, %mask : f32[61,50]
+  %p2 = matmul %x2, %wt {transpose_b} : f32[61,50]
+update:
+  %lr = hyper {key="lr"} : f32[]
+  %V = state {init=zeros} : f32[61,50]
+  %V.decayed = scale %V {factor=0.9} : f32[61,50]
+  %V.next = add %V.decayed, %p2 : f32[61,50]
+  update %V, %V.next
+  %V.step = mul %lr, %V.next : f32[61,50]
+  return pre=%q, out=%o, exp=%e, step=%V.step
+}
+)";
+
+class Epilogue : public ::testing::Test {
+protected:
+  void SetUp() override {
+    const std::string *file = sources_.add("epilogue.gir", kEpilogueGraph);
+    std::ostringstream errors;
+    Diagnostics diags(&sources_, errors);
+    graph_ = parseGraph(sources_.text(file), file, diags);
+    ASSERT_NE(graph_, nullptr) << errors.str();
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<double> dist(-1, 1);
+    for (const auto &node : graph_->nodes()) {
+      if (!node->isLeaf())
+        continue;
+      Tensor value(node->type);
+      for (double &v : value.data)
+        v = node->is(OpKind::Hyper) ? 0.1 : static_cast<float>(dist(rng));
+      leaves_.emplace_back(node.get(), value);
+    }
+  }
+
+  SourceManager sources_;
+  std::unique_ptr<Graph> graph_;
+  std::vector<std::pair<const Node *, Tensor>> leaves_;
+};
+
+TEST_F(Epilogue, BothProductsTakeTheirMaps) {
+  std::string ir, error;
+  ASSERT_TRUE(codegen::emitLLVMIR(*graph_, "step", codegen::CodegenOptions{}, false, ir, error))
+      << error;
+  // The first product takes the bias, relu and mask (and stores the
+  // pre-activation, a result); exp of the bias is stepped over, and so is
+  // V's decay, which reads neither product.  The second takes the decay,
+  // the momentum, the update of V (in place) and the step (a result).
+  EXPECT_NE(ir.find("define internal void @gradc_epi_step.p.epilogue(ptr %pre.out, ptr "
+                    "%out.out, ptr %b.buf, ptr %mask.buf, ptr %tile,"),
+            std::string::npos)
+      << ir;
+  EXPECT_NE(ir.find("define internal void @gradc_epi_step.p2.epilogue(ptr %step.out, ptr "
+                    "%V.buf, ptr %lr.hyper, ptr %tile,"),
+            std::string::npos)
+      << ir;
+}
+
+TEST_F(Epilogue, MatchesTheInterpreterForAnyThreadCount) {
+  std::string error;
+  rt::KernelSpec spec;
+  ASSERT_TRUE(test::sharedJit().addKernel(*graph_, "step", spec, error)) << error;
+  Interpreter interp(*graph_);
+  test::KernelRunner runner(*graph_, spec);
+  auto bindAll = [&] {
+    for (auto &[leaf, value] : leaves_)
+      runner.bind(leaf, value);
+  };
+  for (auto &[leaf, value] : leaves_)
+    interp.bind(leaf, value);
+  bindAll();
+  ASSERT_TRUE(interp.run(&error)) << error;
+  runner.run();
+  const char *keys[] = {"pre", "out", "exp", "step"};
+  for (const char *key : keys) {
+    const std::vector<double> &expected = interp.output(key)->data;
+    std::vector<float> got = runner.output(key);
+    ASSERT_EQ(got.size(), expected.size()) << key;
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], expected[i], 1e-4 + 1e-5 * std::fabs(expected[i])) << key << i;
+  }
+  const Node *V = graph_->find("V");
+  const std::vector<double> &expectedV = interp.leafValue(V).data;
+  std::vector<float> gotV = runner.floats("V");
+  for (size_t i = 0; i < gotV.size(); ++i)
+    ASSERT_NEAR(gotV[i], expectedV[i], 1e-4 + 1e-5 * std::fabs(expectedV[i])) << "V" << i;
+
+  // The state V is updated in place: every run starts from the same leaves.
+  std::vector<std::vector<uint32_t>> serial;
+  for (const char *key : keys)
+    serial.push_back(runner.bits(key));
+  serial.push_back(runner.bits("V"));
+  rt::ThreadPool one(1), two(2), three(3);
+  for (rt::ThreadPool *pool : {&one, &two, &three}) {
+    bindAll();
+    runner.run(0, 0, pool);
+    size_t i = 0;
+    for (const char *key : keys)
+      EXPECT_EQ(runner.bits(key), serial[i++]) << key << " with " << pool->threads() << " threads";
+    EXPECT_EQ(runner.bits("V"), serial[i]) << "V with " << pool->threads() << " threads";
+  }
+}
+
+} // namespace
