@@ -63,6 +63,11 @@ constexpr int64_t kParallelMaskElements = int64_t(1) << 14;
 /// 1.5% against 0.3% of the L step each, 3.0% against 1.9% of the fashion
 /// step).  Above this many bytes of tensors, the maps stay loops.
 constexpr int64_t kEpilogueBytes = int64_t(512) << 10;
+/// Nor does a product of fewer elements than this get an epilogue: the
+/// fashion model's [128, 10] logits and their bias, one pass over 5 KB,
+/// would save about 7 ms over 15 epochs and cost as much compile time
+/// (16 M instructions of llc, bench/compile_cost.sh --per-function).
+constexpr int64_t kMinEpilogueElements = int64_t(1) << 12;
 
 class GraphLowering {
 public:
@@ -753,7 +758,8 @@ private:
           product.type.dtype != ir::DType::F32)
         continue;
       const ValueLayout &result = layout_.of(&product);
-      if (result.aliasOf || !result.copyToBuffers.empty() || result.home.kind != Storage::Arena)
+      if (result.aliasOf || !result.copyToBuffers.empty() || result.home.kind != Storage::Arena ||
+          product.type.numel() < kMinEpilogueElements)
         continue;
       const ir::Shape &shape = product.type.shape;
       auto computedBefore = [&](const Node *x) { return x->isLeaf() || position.at(x) < p; };

@@ -33,23 +33,23 @@ const char *kEpilogueGraph = R"(graph @epi (train) optimizer=sgd {
 forward:
   %x = input : f32[61,700]
   %x2 = input : f32[61,702]
-  %w = input : f32[700,50]
-  %wt = input : f32[50,702]
-  %b = input : f32[50]
-  %mask = input : f32[61,50]
-  %p = matmul %x, %w : f32[61,50]
-  %e = exp %b : f32[50]
-  %q = add %p, %b : f32[61,50]
-  %h = relu %q : f32[61,50]
-  %o = mul %h, %mask : f32[61,50]
-  %p2 = matmul %x2, %wt {transpose_b} : f32[61,50]
+  %w = input : f32[700,70]
+  %wt = input : f32[70,702]
+  %b = input : f32[70]
+  %mask = input : f32[61,70]
+  %p = matmul %x, %w : f32[61,70]
+  %e = exp %b : f32[70]
+  %q = add %p, %b : f32[61,70]
+  %h = relu %q : f32[61,70]
+  %o = mul %h, %mask : f32[61,70]
+  %p2 = matmul %x2, %wt {transpose_b} : f32[61,70]
 update:
   %lr = hyper {key="lr"} : f32[]
-  %V = state {init=zeros} : f32[61,50]
-  %V.decayed = scale %V {factor=0.9} : f32[61,50]
-  %V.next = add %V.decayed, %p2 : f32[61,50]
+  %V = state {init=zeros} : f32[61,70]
+  %V.decayed = scale %V {factor=0.9} : f32[61,70]
+  %V.next = add %V.decayed, %p2 : f32[61,70]
   update %V, %V.next
-  %V.step = mul %lr, %V.next : f32[61,50]
+  %V.step = mul %lr, %V.next : f32[61,70]
   return pre=%q, out=%o, exp=%e, step=%V.step
 }
 )";
