@@ -878,6 +878,35 @@ private:
     return true;
   }
 
+  /// What the code of an epilogue depends on: the row length, and each
+  /// member's op, constant and operands (the product, a member, a constant,
+  /// or a storage slot and its rank) and the slot it is stored to.  Two
+  /// epilogues with one key are one function called with different
+  /// pointers: the fashion model's two layers, forward and backward, each
+  /// share one (48 M instructions of llc less).
+  std::string epilogueKey(const Node &product, const FusionGroup &group,
+                          const std::unordered_map<const Node *, size_t> &slot) {
+    std::string key = fmt::format("n{}", product.type.shape[1]);
+    std::unordered_map<const Node *, size_t> member;
+    for (const Node *node : group.nodes) {
+      key += fmt::format(";{}({})", node->mnemonic(), node->attrs.value);
+      for (const Node *operand : node->operands) {
+        if (operand == &product)
+          key += " p";
+        else if (auto it = member.find(operand); it != member.end())
+          key += fmt::format(" m{}", it->second);
+        else if (operand->is(OpKind::Const))
+          key += fmt::format(" c{}", operand->attrs.value);
+        else
+          key += fmt::format(" s{}r{}", slot.at(operand), operand->type.rank());
+      }
+      if (std::find(group.stored.begin(), group.stored.end(), node) != group.stored.end())
+        key += fmt::format(" ->s{}", slot.at(node));
+      member[node] = member.size();
+    }
+    return key;
+  }
+
   /// The function that runs `group` on a finished tile of `product`
   /// (MatMulEpilogue), and the storage pointers it gets: one per distinct
   /// storage, so that bytes an input shares with a stored member are one
@@ -899,6 +928,11 @@ private:
         }
         slot[node] = i;
       }
+    std::string key = epilogueKey(product, group, slot);
+    if (auto known = epilogueFunctions_.find(key); known != epilogueFunctions_.end()) {
+      epilogue.function = known->second;
+      return epilogue;
+    }
     std::vector<Type *> params(epilogue.captures.size(), kb_.ptr);
     params.insert(params.end(), {kb_.ptr, kb_.i64, kb_.i64, kb_.i64, kb_.i64, kb_.i64});
     const std::string name = product.name + ".epilogue";
@@ -907,6 +941,7 @@ private:
                                     kb_.function->getName() + "." + name, kb_.module);
     fn->addFnAttr(Attribute::NoUnwind);
     epilogue.function = fn;
+    epilogueFunctions_[key] = fn;
     const size_t captures = epilogue.captures.size();
     kb_.buildFunction(fn, [&] {
       std::vector<Value *> bases;
@@ -1249,6 +1284,7 @@ private:
   std::vector<std::unique_ptr<FusionGroup>> epilogues_;
   std::unordered_map<const Node *, const FusionGroup *> epilogueOf_;
   std::unordered_set<const Node *> epilogueMembers_;
+  std::map<std::string, Function *> epilogueFunctions_; ///< by epilogueKey
   std::vector<std::pair<BasicBlock *, const Node *>> nodeBlocks_;
   std::vector<std::pair<const Node *, Value *>> deferred_;
 };
