@@ -691,14 +691,14 @@ private:
   //
   // The elementwise maps that read a product (bias, activation and dropout
   // after a layer's product; the mask and the activation's derivative after
-  // a backward product; weight decay, momentum and the update of a weight
-  // after its gradient's product) run inside the product's tasks, on each
-  // tile as soon as its sums are complete (MatMulEpilogue): the product's
-  // result is never stored, and the maps run on the core that computed the
-  // tile, in parallel with the rest of the product, instead of as another
-  // pass on the calling thread.  Each element goes through the same
-  // operations as in a fused loop, so results do not depend on the thread
-  // count.
+  // a backward product) run inside the product's tasks, on each tile as
+  // soon as its sums are complete (MatMulEpilogue): the product's result is
+  // never stored, and the maps run on the core that computed the tile, in
+  // parallel with the rest of the product, instead of as more passes over
+  // memory, on the calling thread when they are small.  Each element goes
+  // through the same operations as in a fused loop, so results do not
+  // depend on the thread count (nor, here, on whether a map ran in an
+  // epilogue: checkpoints are the same bytes as before epilogues existed).
   //
   // From the product on, in program order, a node joins the epilogue when
   // it is a map of the product's shape whose operands are members, the
@@ -711,6 +711,9 @@ private:
   // epilogue is kept only when the storage it writes overlaps nothing that
   // the product or a stepped-over node reads or writes, nor what it reads
   // (save exactly the same bytes, read at an element before it is written).
+  // It is also kept only for products of kMinEpilogueElements or more whose
+  // tensors fit kEpilogueBytes: that leaves out the big activations of the
+  // L model and the updates of weights, for which tile order was slower.
 
   /// Whether `node` can be computed in a tile of a product of `shape`.
   bool epilogueMap(const Node &node, const ir::Shape &shape,
