@@ -163,28 +163,23 @@ void KernelBuilder::parallelFor(int64_t tasks, const std::string &name, ArrayRef
     sharedTasks_[shareKey] = outlined;
 
   // The body, built by this same builder pointed at the new function.
-  IRBuilderBase::InsertPoint kernelPoint = b.saveIP();
-  DenseMap<Value *, AccessTags> kernelTags = tags_;
-  function = outlined;
-  b.SetInsertPoint(BasicBlock::Create(context, "entry", outlined));
-  SmallVector<Value *, 8> loaded;
-  for (size_t i = 0; i < distinct.size(); ++i) {
-    LoadInst *pointer =
-        b.CreateLoad(ptr, b.CreateConstInBoundsGEP2_64(closureType, outlined->getArg(0), 0, i),
-                     distinct[i]->getName());
-    pointer->setMetadata(LLVMContext::MD_nonnull, MDNode::get(context, {}));
-    loaded.push_back(pointer);
-  }
-  beginNode(loaded, outlined->getName());
-  SmallVector<Value *, 8> captured;
-  for (Value *value : captures)
-    captured.push_back(
-        loaded[std::find(distinct.begin(), distinct.end(), value) - distinct.begin()]);
-  body(captured, outlined->getArg(1), outlined->getArg(2));
-  b.CreateRetVoid();
-  function = kernel;
-  tags_ = std::move(kernelTags);
-  b.restoreIP(kernelPoint);
+  buildFunction(outlined, [&] {
+    SmallVector<Value *, 8> loaded;
+    for (size_t i = 0; i < distinct.size(); ++i) {
+      LoadInst *pointer =
+          b.CreateLoad(ptr, b.CreateConstInBoundsGEP2_64(closureType, outlined->getArg(0), 0, i),
+                       distinct[i]->getName());
+      pointer->setMetadata(LLVMContext::MD_nonnull, MDNode::get(context, {}));
+      loaded.push_back(pointer);
+    }
+    beginNode(loaded, outlined->getName());
+    SmallVector<Value *, 8> captured;
+    for (Value *value : captures)
+      captured.push_back(
+          loaded[std::find(distinct.begin(), distinct.end(), value) - distinct.begin()]);
+    body(captured, outlined->getArg(1), outlined->getArg(2));
+    b.CreateRetVoid();
+  });
   callOnPool(tasks, name, outlined, closureType, distinct);
 }
 

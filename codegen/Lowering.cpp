@@ -541,8 +541,7 @@ private:
     for (const auto &owned : graph_.nodes()) {
       const Node &node = *owned;
       // Leaves are read in place, no code: they do not end a run.
-      if (auto leaf = layout_.values.find(&node);
-          node.isLeaf() && leaf != layout_.values.end() && leaf->second.copyToBuffers.empty())
+      if (readInPlace(node))
         continue;
       // Computed in a product's tiles, at the product: no code here.
       if (epilogueMembers_.count(&node))
@@ -560,6 +559,31 @@ private:
       }
     }
     finish();
+  }
+
+  /// A leaf that is read where it lies: no code at its place.
+  bool readInPlace(const Node &node) const {
+    auto leaf = layout_.values.find(&node);
+    return node.isLeaf() && leaf != layout_.values.end() && leaf->second.copyToBuffers.empty();
+  }
+
+  /// One node for each distinct storage that `group` touches (stored
+  /// members, inputs, update targets, in that order): values in the same
+  /// bytes share one pointer in the group's code.
+  std::vector<const Node *> distinctStorage(const FusionGroup &group) const {
+    std::vector<const Node *> first;
+    for (const auto *list : {&group.stored, &group.inputs, &group.targets})
+      for (const Node *node : *list)
+        if (storageSlot(first, node) == first.size())
+          first.push_back(node);
+    return first;
+  }
+  /// The index in `first` (distinctStorage) of `node`'s storage.
+  size_t storageSlot(const std::vector<const Node *> &first, const Node *node) const {
+    const Storage &home = layout_.of(node).home;
+    return size_t(std::find_if(first.begin(), first.end(),
+                               [&](const Node *x) { return layout_.of(x).home == home; }) -
+                  first.begin());
   }
 
   static void addOnce(std::vector<const Node *> &list, const Node *node) {
@@ -653,19 +677,15 @@ private:
   void lowerFusedGroup(const FusionGroup &group) {
     const Node &leader = *group.nodes.front();
     const ir::Type &type = leader.type;
+    const std::vector<const Node *> storage = distinctStorage(group);
     std::vector<Value *> bases;
-    for (const auto *list : {&group.stored, &group.inputs, &group.targets})
-      for (const Node *node : *list)
-        if (std::find(bases.begin(), bases.end(), pointerOf(node)) == bases.end())
-          bases.push_back(pointerOf(node));
+    for (const Node *node : storage)
+      bases.push_back(pointerOf(node));
     std::string name = leader.name + ".fused";
     beginNode(leader, name, bases);
     // One element (index `at`) of every member, in program order.
     auto element = [&](ArrayRef<Value *> pointers, Value *at) {
-      auto pointer = [&](const Node *node) {
-        size_t i = std::find(bases.begin(), bases.end(), pointerOf(node)) - bases.begin();
-        return pointers[i];
-      };
+      auto pointer = [&](const Node *node) { return pointers[storageSlot(storage, node)]; };
       emitGroupElement(
           group,
           [&](const Node *operand) {
@@ -770,12 +790,8 @@ private:
       std::vector<const Node *> members, steppedOver;
       for (size_t i = p + 1; i < nodes.size(); ++i) {
         const Node &node = *nodes[i];
-        auto value = layout_.values.find(&node);
-        const bool noCode = (node.isLeaf() && value != layout_.values.end() &&
-                             value->second.copyToBuffers.empty()) ||
-                            (node.is(OpKind::Const) && !pointers_.count(&node));
-        if (noCode)
-          continue;
+        if (readInPlace(node) || (node.is(OpKind::Const) && !pointers_.count(&node)))
+          continue; // no code here
         if (node.is(OpKind::Update)) {
           if (!fusableUpdate(node, shape, chain))
             break;
@@ -828,17 +844,10 @@ private:
   /// The bytes of the tensors of the product's shape that an epilogue
   /// reads or writes (each storage once).
   int64_t epilogueBytes(const Node &product, const FusionGroup &group) {
-    std::vector<Storage> seen;
     int64_t bytes = 0;
-    for (const auto *list : {&group.stored, &group.inputs, &group.targets})
-      for (const Node *node : *list) {
-        const Storage &home = layout_.of(node).home;
-        if (node->type.shape != product.type.shape ||
-            std::find(seen.begin(), seen.end(), home) != seen.end())
-          continue;
-        seen.push_back(home);
+    for (const Node *node : distinctStorage(group))
+      if (node->type.shape == product.type.shape)
         bytes += node->type.bytes();
-      }
     return bytes;
   }
 
@@ -918,19 +927,15 @@ private:
   /// code passes on as its C.
   MatMulEpilogue buildEpilogue(const Node &product, const FusionGroup &group) {
     MatMulEpilogue epilogue;
-    std::vector<Storage> storages;
+    const std::vector<const Node *> storage = distinctStorage(group);
+    for (const Node *node : storage)
+      epilogue.captures.push_back(layout_.of(node).home == layout_.of(&product).home
+                                      ? pointerOf(&product)
+                                      : pointerOf(node));
     std::unordered_map<const Node *, size_t> slot;
     for (const auto *list : {&group.stored, &group.inputs, &group.targets})
-      for (const Node *node : *list) {
-        const Storage &home = layout_.of(node).home;
-        size_t i = std::find(storages.begin(), storages.end(), home) - storages.begin();
-        if (i == storages.size()) {
-          storages.push_back(home);
-          epilogue.captures.push_back(home == layout_.of(&product).home ? pointerOf(&product)
-                                                                        : pointerOf(node));
-        }
-        slot[node] = i;
-      }
+      for (const Node *node : *list)
+        slot[node] = storageSlot(storage, node);
     std::string key = epilogueKey(product, group, slot);
     if (auto known = epilogueFunctions_.find(key); known != epilogueFunctions_.end()) {
       epilogue.function = known->second;
