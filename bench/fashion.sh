@@ -5,15 +5,21 @@
 # data loading, compilation, 15 epochs), training samples/s, peak RSS and
 # test accuracy for each, and the ratios.
 #
-# usage: bench/fashion.sh [EPOCHS]      (installs python3-torch, python3-numpy,
+# usage: bench/fashion.sh [EPOCHS] [ROUNDS]   (default 15 epochs, 1 round;
+#                                        installs python3-torch, python3-numpy,
 #                                        libopenblas0-pthread, dataset-fashion-mnist
 #                                        and time if missing)
+#
+# With ROUNDS > 1 the three runs (gradc, PyTorch at 1 and 2 threads)
+# alternate ROUNDS times, so a slow spell of a shared VM falls on both
+# sides; each round's ratio is printed, and the table gives the medians.
 #
 # libopenblas0-pthread matters: without it Debian's PyTorch falls back to the
 # reference BLAS and runs ~15x slower, which would flatter gradc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-15}
+rounds=${2:-1}
 scripts/install-deps.sh build run
 missing=()
 for p in python3-torch python3-numpy libopenblas0-pthread time; do
@@ -26,41 +32,60 @@ fi
 scripts/build.sh >/dev/null
 out=$(mktemp -d)
 
-echo "== gradc (JIT), $epochs epochs"
-# A cold kernel cache: the wall time includes compiling, as on a first run.
-GRADC_CACHE_DIR=off /usr/bin/time -f "%e %M" -o "$out/gradc.time" \
-  build/bin/gradc train examples/fashion_mlp.grad --data=fashion-mnist --epochs="$epochs" \
-  --metrics="$out/gradc.csv" | tee "$out/gradc.log"
-echo "== PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)'), $epochs epochs, best of 1 and 2 threads by samples/s"
-for t in 1 2; do
-  /usr/bin/time -f "%e %M" -o "$out/torch$t.time" \
-    /usr/bin/python3 bench/pytorch_mlp.py --threads="$t" --epochs="$epochs" | tee "$out/torch$t.log"
+torch_version=$(/usr/bin/python3 -c 'import torch; print(torch.__version__)')
+for r in $(seq "$rounds"); do
+  echo "== round $r/$rounds: gradc (JIT), $epochs epochs"
+  # A cold kernel cache: the wall time includes compiling, as on a first run.
+  GRADC_CACHE_DIR=off /usr/bin/time -f "%e %M" -o "$out/gradc$r.time" \
+    build/bin/gradc train examples/fashion_mlp.grad --data=fashion-mnist --epochs="$epochs" \
+    --metrics="$out/gradc$r.csv" | tee "$out/gradc$r.log"
+  echo "== round $r/$rounds: PyTorch $torch_version, $epochs epochs, best of 1 and 2 threads by samples/s"
+  for t in 1 2; do
+    /usr/bin/time -f "%e %M" -o "$out/torch$r-$t.time" \
+      /usr/bin/python3 bench/pytorch_mlp.py --threads="$t" --epochs="$epochs" | tee "$out/torch$r-$t.log"
+  done
 done
 
-/usr/bin/python3 - "$out" <<'PY'
-import csv, sys
-out = sys.argv[1]
+/usr/bin/python3 - "$out" "$rounds" <<'PY'
+import csv, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
 def timing(name):
     wall, rss_kb = open(f"{out}/{name}.time").read().split()
     return float(wall), float(rss_kb) / 1024
-rows = list(csv.DictReader(open(f"{out}/gradc.csv")))
-g_train_s = sum(float(r["seconds"]) for r in rows)
-g_samples = 59904 * len(rows) / g_train_s  # batch 128: 468 full batches of 60000 per epoch
-g_acc = float(rows[-1]["test_accuracy"])
-g_wall, g_rss = timing("gradc")
-torch = []
-for t in (1, 2):
-    line = [l for l in open(f"{out}/torch{t}.log") if l.startswith("RESULT")][-1]
-    fields = dict(kv.split("=") for kv in line.split()[1:])
-    wall, rss = timing(f"torch{t}")
-    torch.append((float(fields["samples_per_s"]), wall, rss, float(fields["test_accuracy"]), t))
-best = max(torch)
-sps, t_wall, t_rss, t_acc, threads = best
+def gradc(r):  # wall, samples/s, peak RSS, test accuracy
+    rows = list(csv.DictReader(open(f"{out}/gradc{r}.csv")))
+    train_s = sum(float(row["seconds"]) for row in rows)
+    samples = 59904 * len(rows) / train_s  # batch 128: 468 full batches of 60000 per epoch
+    wall, rss = timing(f"gradc{r}")
+    return wall, samples, rss, float(rows[-1]["test_accuracy"])
+def torch(r):  # the same for the better of PyTorch's thread counts, and that count
+    runs = []
+    for t in (1, 2):
+        line = [l for l in open(f"{out}/torch{r}-{t}.log") if l.startswith("RESULT")][-1]
+        fields = dict(kv.split("=") for kv in line.split()[1:])
+        wall, rss = timing(f"torch{r}-{t}")
+        runs.append((float(fields["samples_per_s"]), wall, rss, float(fields["test_accuracy"]), t))
+    sps, wall, rss, acc, t = max(runs)
+    return wall, sps, rss, acc, t
+g = [gradc(r) for r in range(1, rounds + 1)]
+p = [torch(r) for r in range(1, rounds + 1)]
 print()
+if rounds > 1:
+    for r in range(rounds):
+        print(f"round {r + 1}: wall time gradc {g[r][0]:.1f} s, PyTorch {p[r][0]:.1f} s "
+              f"({p[r][4]} thread(s)), {p[r][0] / g[r][0]:.2f}x")
+    print(f"medians of {rounds} rounds:")
+median = lambda values: statistics.median(values)
+g_wall, g_samples, g_rss, g_acc = (median(v[i] for v in g) for i in range(4))
+t_wall, sps, t_rss, t_acc = (median(v[i] for v in p) for i in range(4))
+threads = "/".join(str(v[4]) for v in p)
 print(f"{'':24}{'gradc':>12}{'PyTorch':>12}{'ratio':>10}")
 print(f"{'wall time (s)':24}{g_wall:12.1f}{t_wall:12.1f}{t_wall / g_wall:9.2f}x")
 print(f"{'train samples/s':24}{g_samples:12,.0f}{sps:12,.0f}{g_samples / sps:9.2f}x")
 print(f"{'peak RSS (MiB)':24}{g_rss:12.0f}{t_rss:12.0f}{t_rss / g_rss:9.2f}x")
 print(f"{'test accuracy':24}{g_acc:12.4f}{t_acc:12.4f}{(g_acc - t_acc) * 100:+9.2f} pt")
 print(f"(PyTorch best with {threads} thread(s); ratios > 1 favour gradc)")
+if rounds > 1:
+    ratios = sorted(v[0] / w[0] for v, w in zip(p, g))
+    print(f"wall-time ratio per round: {ratios[0]:.2f}x to {ratios[-1]:.2f}x")
 PY
