@@ -20,6 +20,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-15}
 rounds=${2:-1}
+for n in "$epochs" "$rounds"; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "usage: bench/fashion.sh [EPOCHS] [ROUNDS] (positive whole numbers), got '$n'" >&2; exit 2; }
+done
 scripts/install-deps.sh build run
 missing=()
 for p in python3-torch python3-numpy libopenblas0-pthread time; do

@@ -24,6 +24,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-3}
 rounds=${2:-1}
+for n in "$epochs" "$rounds"; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "usage: bench/perf.sh [EPOCHS] [ROUNDS] (positive whole numbers), got '$n'" >&2; exit 2; }
+done
 missing=()
 for p in python3-torch python3-numpy libopenblas0-pthread time; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
