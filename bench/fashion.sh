@@ -12,7 +12,8 @@
 #
 # With ROUNDS > 1 the three runs (gradc, PyTorch at 1 and 2 threads)
 # alternate ROUNDS times, so a slow spell of a shared VM falls on both
-# sides; each round's ratio is printed, and the table gives the medians.
+# sides; each round's ratio is printed, and the table gives the medians
+# (its ratios are ratios of medians).
 #
 # libopenblas0-pthread matters: without it Debian's PyTorch falls back to the
 # reference BLAS and runs ~15x slower, which would flatter gradc.
@@ -78,7 +79,7 @@ if rounds > 1:
         print(f"round {r + 1}: wall time gradc {g[r][0]:.1f} s, PyTorch {p[r][0]:.1f} s "
               f"({p[r][4]} thread(s)), {p[r][0] / g[r][0]:.2f}x")
     print(f"medians of {rounds} rounds:")
-median = lambda values: statistics.median(values)
+median = statistics.median
 g_wall, g_samples, g_rss, g_acc = (median(v[i] for v in g) for i in range(4))
 t_wall, sps, t_rss, t_acc = (median(v[i] for v in p) for i in range(4))
 threads = "/".join(str(v[4]) for v in p)
