@@ -21,8 +21,11 @@
 #include "runtime/ThreadPool.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -82,7 +85,56 @@ private:
 
 } // namespace
 
+/// The calling thread's time per loop body, summed (GRADC_REGION_PROFILE).
+struct ThreadPool::RegionProfile {
+  using Clock = std::chrono::steady_clock;
+  struct Region {
+    gradc_loop_body body;
+    uint64_t calls = 0;
+    Clock::duration own{};       ///< running the caller's chunks
+    Clock::duration wait{};      ///< then waiting for the other threads'
+    Clock::duration gapBefore{}; ///< since the previous loop ended: serial code
+  };
+  std::mutex mutex;            ///< serial loops run outside callMutex_
+  std::vector<Region> regions; ///< in the order of their first call
+  Clock::time_point lastEnd{};
+
+  void add(gradc_loop_body body, Clock::time_point start, Clock::time_point ownDone,
+           Clock::time_point end) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto region = std::find_if(regions.begin(), regions.end(),
+                               [&](const Region &r) { return r.body == body; });
+    if (region == regions.end())
+      region = regions.insert(regions.end(), Region{body});
+    ++region->calls;
+    region->own += ownDone - start;
+    region->wait += end - ownDone;
+    if (lastEnd != Clock::time_point{})
+      region->gapBefore += start - lastEnd;
+    lastEnd = end;
+  }
+
+  /// One line per body; `anchor` is gradc_parallel_for's address, so that a
+  /// script can find each body in an executable's symbol table.
+  void print() const {
+    auto ns = [](Clock::duration d) {
+      return static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+    };
+    for (const Region &r : regions)
+      std::fprintf(stderr,
+                   "gradc region: body=%p anchor=%p calls=%llu own_ns=%lld wait_ns=%lld "
+                   "gap_ns=%lld\n",
+                   reinterpret_cast<void *>(r.body), reinterpret_cast<void *>(&gradc_parallel_for),
+                   static_cast<unsigned long long>(r.calls), ns(r.own), ns(r.wait),
+                   ns(r.gapBefore));
+  }
+};
+
 ThreadPool::ThreadPool(int threads, std::chrono::nanoseconds spin) : spin_(spin) {
+  if (const char *profile = std::getenv("GRADC_REGION_PROFILE");
+      profile && *profile && std::string_view(profile) != "0")
+    profile_ = std::make_unique<RegionProfile>();
   if (threads <= 0)
     threads = static_cast<int>(std::thread::hardware_concurrency());
   // Chunk counts live in 16 bits of the claim word.
@@ -103,7 +155,11 @@ ThreadPool::ThreadPool(int threads, std::chrono::nanoseconds spin) : spin_(spin)
   }
 }
 
-ThreadPool::~ThreadPool() { stopWorkers(); }
+ThreadPool::~ThreadPool() {
+  stopWorkers();
+  if (profile_)
+    profile_->print();
+}
 
 void ThreadPool::stopWorkers() {
   std::lock_guard<std::mutex> lock(callMutex_);
@@ -144,9 +200,18 @@ void ThreadPool::parallelFor(int64_t n, gradc_loop_body body, void *closure) {
   if (n <= 0)
     return;
   int chunks = chunkCount(n, threadCount_);
+  // Only top-level loops are profiled: a nested one is part of its parent.
+  RegionProfile *profile = tlInsideParallelRegion ? nullptr : profile_.get();
+  const auto start = profile ? RegionProfile::Clock::now() : RegionProfile::Clock::time_point{};
   if (chunks == 1 || tlInsideParallelRegion) {
-    ParallelRegionScope scope;
-    body(closure, 0, n);
+    {
+      ParallelRegionScope scope;
+      body(closure, 0, n);
+    }
+    if (profile) {
+      const auto end = RegionProfile::Clock::now();
+      profile->add(body, start, end, end);
+    }
     return;
   }
 
@@ -174,7 +239,10 @@ void ThreadPool::parallelFor(int64_t n, gradc_loop_body body, void *closure) {
       runChunk(index);
     job_.finished.fetch_add(mine, std::memory_order_acq_rel);
   }
+  const auto ownDone = profile ? RegionProfile::Clock::now() : RegionProfile::Clock::time_point{};
   waitForChunks(static_cast<uint32_t>(chunks));
+  if (profile)
+    profile->add(body, start, ownDone, RegionProfile::Clock::now());
 
   if (error_) {
     std::exception_ptr error = std::exchange(error_, nullptr);

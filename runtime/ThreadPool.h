@@ -18,6 +18,13 @@
 // follows within microseconds) and then sleeping on a futex (std::atomic
 // wait), so an idle pool costs no CPU.
 //
+// With GRADC_REGION_PROFILE=1 in the environment, a pool times each
+// top-level loop on the calling thread, per body function: its own chunks,
+// its wait for the other threads' chunks, and the serial time since the
+// previous loop ended; it prints the sums to stderr when it is destroyed
+// (bench/regions.sh names the bodies of a standalone trainer).  Without
+// it, a loop pays one test of a null pointer.
+//
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -94,6 +101,8 @@ public:
   static bool insideParallelRegion();
 
 private:
+  struct RegionProfile;
+
   void workerLoop();
   /// Tells the workers to end and joins them.
   void stopWorkers();
@@ -113,6 +122,8 @@ private:
   alignas(64) std::mutex callMutex_; ///< one outside caller at a time
   std::mutex errorMutex_;
   std::exception_ptr error_; ///< the first exception a body threw in this call
+  /// Null unless GRADC_REGION_PROFILE asks for it (see the file comment).
+  std::unique_ptr<RegionProfile> profile_;
 
   // One cache line carries the whole protocol: the caller writes it to
   // publish a job, workers write it to claim and finish chunks.  Measured

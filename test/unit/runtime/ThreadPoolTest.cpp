@@ -1,7 +1,8 @@
 //===- test/unit/runtime/ThreadPoolTest.cpp - Static parallel loops -------===//
 //
 // The partition, the caller running chunk 0, nesting, many tiny calls
-// (with the measured per-call latency printed), the C entry point.
+// (with the measured per-call latency printed), the C entry point, the
+// region profile.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/ThreadPool.h"
@@ -9,10 +10,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <gtest/gtest.h>
 #include <map>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -113,6 +116,68 @@ TEST(ThreadPool, CEntryPoint) {
   gradc_parallel_for(&pool, 0, addRange, &closure);
   gradc_parallel_for(&pool, -5, addRange, &closure);
   EXPECT_EQ(sum.load(), 1010);
+}
+
+void sleepRange(void *, int64_t begin, int64_t end) {
+  std::this_thread::sleep_for(std::chrono::microseconds(200 * (end - begin)));
+}
+
+/// The "gradc region:" lines a pool printed when destroyed.
+std::vector<std::string> profileLines(const std::string &stderrText) {
+  std::vector<std::string> lines;
+  size_t at = 0;
+  for (size_t next; (next = stderrText.find('\n', at)) != std::string::npos; at = next + 1)
+    if (stderrText.compare(at, 13, "gradc region:") == 0)
+      lines.push_back(stderrText.substr(at, next - at));
+  return lines;
+}
+
+/// The value of `key`=... in a profile line, as a number.
+long long field(const std::string &line, const std::string &key) {
+  size_t at = line.find(" " + key + "=");
+  EXPECT_NE(at, std::string::npos) << key << " in " << line;
+  return at == std::string::npos ? -1 : std::stoll(line.substr(at + key.size() + 2), nullptr, 0);
+}
+
+TEST(ThreadPool, RegionProfileSumsEachBodysCallsAndTimes) {
+  std::atomic<int64_t> sum{0};
+  CountClosure closure{&sum};
+  ::setenv("GRADC_REGION_PROFILE", "1", 1);
+  testing::internal::CaptureStderr();
+  {
+    ThreadPool pool(2);
+    for (int i = 0; i < 3; ++i)
+      gradc_parallel_for(&pool, 1000, addRange, &closure);
+    // One chunk (n = 1): run by the caller alone, no wait.
+    for (int i = 0; i < 2; ++i)
+      gradc_parallel_for(&pool, 1, sleepRange, nullptr);
+  }
+  std::vector<std::string> lines = profileLines(testing::internal::GetCapturedStderr());
+  ::unsetenv("GRADC_REGION_PROFILE");
+  EXPECT_EQ(sum.load(), 3000);
+  ASSERT_EQ(lines.size(), 2u);
+  // In the order of the first call, each naming its body and
+  // gradc_parallel_for as the anchor.
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "body=%p ", reinterpret_cast<void *>(&addRange));
+  EXPECT_NE(lines[0].find(expected), std::string::npos) << lines[0];
+  std::snprintf(expected, sizeof expected, "anchor=%p ",
+                reinterpret_cast<void *>(&gradc_parallel_for));
+  EXPECT_NE(lines[0].find(expected), std::string::npos) << lines[0];
+  EXPECT_EQ(field(lines[0], "calls"), 3);
+  EXPECT_EQ(field(lines[1], "calls"), 2);
+  EXPECT_EQ(field(lines[0], "gap_ns") >= 0, true);
+  // Two serial calls of at least 200 us each, and no waiting in them.
+  EXPECT_GE(field(lines[1], "own_ns"), 400000);
+  EXPECT_EQ(field(lines[1], "wait_ns"), 0);
+
+  // Without the variable, nothing is printed.
+  testing::internal::CaptureStderr();
+  {
+    ThreadPool pool(2);
+    gradc_parallel_for(&pool, 1000, addRange, &closure);
+  }
+  EXPECT_TRUE(profileLines(testing::internal::GetCapturedStderr()).empty());
 }
 
 TEST(ThreadPool, PerChunkReductionIsReproducible) {

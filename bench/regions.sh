@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Where a training step's time goes, parallel loop by parallel loop: builds
+# the model's standalone trainer (`gradc build`), trains it with
+# GRADC_REGION_PROFILE=1 (runtime/ThreadPool.h), and names each loop body
+# from the trainer's symbol table.  Per body, in the order of its first
+# call: calls, then per call the calling thread's time in its own chunks,
+# waiting for the other threads' chunks, and in serial code since the
+# previous loop ended; and each one's share of all three summed.  The
+# products are the bodies named gradc.matmul.*.
+#
+# usage: bench/regions.sh [MODEL.grad] [EPOCHS] [THREADS] [DATA]
+#        (default examples/fashion_mlp.grad, 2 epochs, all cores, fashion-mnist)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=${1:-examples/fashion_mlp.grad}
+epochs=${2:-2}
+threads=${3:-0}
+data=${4:-fashion-mnist}
+for n in "$epochs" "$threads"; do
+  [[ $n =~ ^[0-9]+$ ]] || {
+    echo "usage: bench/regions.sh [MODEL.grad] [EPOCHS] [THREADS] [DATA] (whole numbers), got '$n'" >&2
+    exit 2
+  }
+done
+[ -x build/bin/gradc ] || scripts/build.sh >/dev/null
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+build/bin/gradc build "$model" -o "$out/trainer" >/dev/null
+trainer=$(ls "$out"/trainer/*-train)
+GRADC_REGION_PROFILE=1 "$trainer" --data="$data" --epochs="$epochs" --threads="$threads" \
+  >"$out/log" 2>"$out/profile"
+grep -E '^epoch' "$out/log" | sed 's/  (.*//'
+nm --defined-only "$trainer" >"$out/symbols"
+
+/usr/bin/python3 - "$out" <<'PY'
+import collections, re, subprocess, sys
+out = sys.argv[1]
+symbols = {}
+for line in open(f"{out}/symbols"):
+    fields = line.split()
+    if len(fields) == 3:
+        symbols.setdefault(int(fields[0], 16), fields[2])
+anchor_at = next(a for a, name in symbols.items() if name == "gradc_parallel_for")
+regions = collections.OrderedDict()  # name -> [calls, own, wait, gap] (ns)
+for line in open(f"{out}/profile"):
+    if not line.startswith("gradc region:"):
+        continue
+    f = dict(kv.split("=") for kv in line.split()[2:])
+    at = int(f["body"], 16) - int(f["anchor"], 16) + anchor_at
+    name = symbols.get(at, f"?{at:x}")
+    if name.startswith("_Z"):  # a loop of the runtime's own: the function holding its lambda
+        plain = subprocess.run(["c++filt", name], capture_output=True, text=True).stdout
+        inner = re.findall(r"(\w+)\((?:[^()]|\([^()]*\))*\)::\{lambda", plain)
+        name = f"(runtime) {inner[0] if inner else plain.strip()[:40]}"
+    sums = regions.setdefault(name, [0, 0, 0, 0])
+    for i, key in enumerate(("calls", "own_ns", "wait_ns", "gap_ns")):
+        sums[i] += int(f[key])
+if not regions:
+    sys.exit("no profile: the trainer printed no 'gradc region:' lines")
+total = sum(own + wait + gap for _, own, wait, gap in regions.values())
+print(f"\n{'loop body':58}{'calls':>8}{'own us':>10}{'wait us':>10}{'gap us':>10}{'share':>8}")
+for name, (calls, own, wait, gap) in regions.items():
+    print(f"{name[:57]:58}{calls:8}{own / calls / 1e3:10.1f}{wait / calls / 1e3:10.1f}"
+          f"{gap / calls / 1e3:10.1f}{(own + wait + gap) / total * 100:7.1f}%")
+products = [v for name, v in regions.items() if name.startswith("gradc.matmul.")]
+print(f"\ncalling thread, {total / 1e9:.2f} s from the first loop to the last: products "
+      f"{sum(o + w for _, o, w, _ in products) / total * 100:.1f}% (of which waiting "
+      f"{sum(w for _, _, w, _ in products) / total * 100:.1f}%), waiting in all loops "
+      f"{sum(w for _, _, w, _ in regions.values()) / total * 100:.1f}%, serial code between "
+      f"loops {sum(g for *_, g in regions.values()) / total * 100:.1f}%")
+PY
