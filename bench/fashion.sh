@@ -35,6 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 scripts/build.sh >/dev/null
 out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 
 torch_version=$(/usr/bin/python3 -c 'import torch; print(torch.__version__)')
 for r in $(seq "$rounds"); do
