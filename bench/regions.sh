@@ -9,7 +9,8 @@
 # products are the bodies named gradc.matmul.*.
 #
 # usage: bench/regions.sh [MODEL.grad] [EPOCHS] [THREADS] [DATA]
-#        (default examples/fashion_mlp.grad, 2 epochs, all cores, fashion-mnist)
+#        (default examples/fashion_mlp.grad, 2 epochs, all cores, fashion-mnist;
+#        GRADC=path/to/gradc to profile another build, e.g. for an A/B)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-examples/fashion_mlp.grad}
@@ -22,11 +23,12 @@ for n in "$epochs" "$threads"; do
     exit 2
   }
 done
-[ -x build/bin/gradc ] || scripts/build.sh >/dev/null
+gradc=${GRADC:-build/bin/gradc}
+[ -n "${GRADC:-}" ] || [ -x build/bin/gradc ] || scripts/build.sh >/dev/null
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-build/bin/gradc build "$model" -o "$out/trainer" >/dev/null
+"$gradc" build "$model" -o "$out/trainer" >/dev/null
 trainer=$(ls "$out"/trainer/*-train)
 GRADC_REGION_PROFILE=1 "$trainer" --data="$data" --epochs="$epochs" --threads="$threads" \
   >"$out/log" 2>"$out/profile"
@@ -49,10 +51,11 @@ for line in open(f"{out}/profile"):
     f = dict(kv.split("=") for kv in line.split()[2:])
     at = int(f["body"], 16) - int(f["anchor"], 16) + anchor_at
     name = symbols.get(at, f"?{at:x}")
-    if name.startswith("_Z"):  # a loop of the runtime's own: the function holding its lambda
+    if name.startswith("_Z"):  # a loop of the runtime's own: its function, or the one holding its lambda
         plain = subprocess.run(["c++filt", name], capture_output=True, text=True).stdout
+        plain = plain.strip().replace("(anonymous namespace)::", "")
         inner = re.findall(r"(\w+)\((?:[^()]|\([^()]*\))*\)::\{lambda", plain)
-        name = f"(runtime) {inner[0] if inner else plain.strip()[:40]}"
+        name = f"(runtime) {inner[0] if inner else plain.split('(')[0].split('::')[-1]}"
     sums = regions.setdefault(name, [0, 0, 0, 0])
     for i, key in enumerate(("calls", "own_ns", "wait_ns", "gap_ns")):
         sums[i] += int(f[key])

@@ -2,11 +2,10 @@
 //
 // A thin wrapper in the manner of LLVM's BuildingAJIT chapter 1: an LLJIT
 // for the host, the process's symbols (libc's memcpy, the runtime's
-// gradc_parallel_for) visible to generated code, and one JITDylib per call
-// of addKernels so the same graph may be compiled twice under its own
-// symbol.  Each kernel is lowered, optimised with the same pipeline as the
-// printed IR and compiled to an object on its own thread; ORC then only
-// links the objects.
+// gradc_parallel_for and gradc_dropout_mask) visible to generated code,
+// and one JITDylib per call of addKernels so the same graph may be
+// compiled twice under its own symbol.  Each kernel is lowered, optimised with the same pipeline as
+// the printed IR and compiled to an object on its own thread; ORC then only links the objects.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/Codegen.h"
@@ -69,6 +68,9 @@ static Expected<orc::JITDylibSP> setUpProcessSymbols(orc::LLJIT &jit) {
   orc::SymbolMap runtime;
   runtime[jit.mangleAndIntern("gradc_parallel_for")] = {
       orc::ExecutorAddr::fromPtr(&gradc_parallel_for),
+      JITSymbolFlags::Exported | JITSymbolFlags::Callable};
+  runtime[jit.mangleAndIntern("gradc_dropout_mask")] = {
+      orc::ExecutorAddr::fromPtr(&gradc_dropout_mask),
       JITSymbolFlags::Exported | JITSymbolFlags::Callable};
   if (Error error = dylib.define(orc::absoluteSymbols(std::move(runtime))))
     return error;

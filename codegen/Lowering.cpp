@@ -15,7 +15,6 @@
 #include "codegen/KernelLayout.h"
 #include "codegen/MatMul.h"
 #include "codegen/MathApprox.h"
-#include "codegen/PhiloxLowering.h"
 #include "codegen/Reduce.h"
 #include "codegen/Rows.h"
 #include "ir/Graph.h"
@@ -51,8 +50,6 @@ constexpr int64_t kParallelElements = int64_t(1) << 16;
 /// ... split into this many tasks (blocks of rows): enough to balance a
 /// few threads.
 constexpr int64_t kElementwiseTasks = 8;
-/// Dropout masks of at least this many elements are drawn on the pool.
-constexpr int64_t kParallelMaskElements = int64_t(1) << 14;
 /// A product's epilogue runs on its tiles in the product's order, panel by
 /// panel of columns, so it comes back to each row of its tensors once per
 /// panel: they must stay in a core's cache in between.  Zen 3's L2 (512
@@ -137,10 +134,6 @@ private:
       buffers_ = field(0, kb_.ptr, "buffers");
     if (spec.arenaBytes > 0)
       arena_ = field(1, kb_.ptr, "arena");
-    if (!graph_.nodesOfKind(OpKind::DropoutMask).empty()) {
-      seed_ = field(2, kb_.i64, "seed");
-      step_ = field(3, kb_.i64, "step");
-    }
     if (!spec.hypers.empty())
       hypers_ = field(4, kb_.ptr, "hypers");
 
@@ -992,51 +985,21 @@ private:
     return epilogue;
   }
 
-  /// A mask is Philox work, not memory traffic: a big one is drawn on the
-  /// thread pool, tasks taking contiguous ranges of Philox groups (element
-  /// i depends only on its index, so the mask is the same for any split).
+  /// A mask is drawn by the runtime (runtime/DropoutMask.h): its code does
+  /// not depend on the model, so it is compiled with gradc rather than on
+  /// every JIT.  The constants are the interpreter's: p compared as f32, the
+  /// kept value 1/(1-p) computed in double and rounded once.
   void lowerDropoutMask(const Node &node, Value *out) {
     const ir::Attrs &attrs = node.attrs;
-    const int64_t count = node.type.numel();
-    const auto stream = static_cast<uint32_t>(attrs.stream);
-    const int64_t groups = count / 4;
-    if (count < kParallelMaskElements) {
-      emitDropoutMask(kb_, node.name, count, attrs.value, stream, seed_, step_, out);
-      return;
-    }
-    const int64_t tasks = std::min(groups, kElementwiseTasks);
-    const int64_t perTask = (groups + tasks - 1) / tasks;
-    Value *ctx = kb_.function->getArg(0);
-    // The stream travels in the closure (as a pointer to a constant), so
-    // one task function draws every mask of this size and p: the two masks
-    // of two equal layers, and each mask again in the backward pass
-    // (recompute-masks), share one copy of the Philox code.
-    auto *streamConstant =
-        new GlobalVariable(kb_.module, kb_.i32, /*isConstant=*/true, GlobalValue::PrivateLinkage,
-                           b_.getInt32(stream), node.name + ".stream");
-    kb_.parallelFor(
-        tasks, node.name, {out, ctx, streamConstant},
-        [&](ArrayRef<Value *> captured, Value *begin, Value *end) {
-          // runtime/Abi.h: gradc_step_context.seed and .step are fields 2 and 3.
-          StructType *ctxType =
-              StructType::get(kb_.context, {kb_.ptr, kb_.ptr, kb_.i64, kb_.i64, kb_.ptr, kb_.ptr});
-          Value *seed = b_.CreateLoad(kb_.i64, b_.CreateStructGEP(ctxType, captured[1], 2), "seed");
-          Value *step = b_.CreateLoad(kb_.i64, b_.CreateStructGEP(ctxType, captured[1], 3), "step");
-          Value *streamValue = b_.CreateLoad(kb_.i32, captured[2], "stream");
-          kb_.loopRange(begin, end, 1, node.name + ".task", [&](Value *task) {
-            Value *first = b_.CreateMul(task, kb_.index(perTask), node.name + ".first");
-            Value *last = b_.CreateBinaryIntrinsic(
-                Intrinsic::smin, b_.CreateAdd(first, kb_.index(perTask)), kb_.index(groups));
-            emitDropoutMaskRange(kb_, node.name, first, last, 0, attrs.value, streamValue, seed,
-                                 step, captured[0]);
-          });
-        },
-        fmt::format("dropout_mask.n{}.p{}", count, attrs.value));
-    // The partial last group, on the calling thread.
-    if (count % 4 != 0)
-      emitDropoutMaskRange(kb_, node.name + ".tail", kb_.index(groups), kb_.index(groups),
-                           static_cast<int>(count % 4), attrs.value, b_.getInt32(stream), seed_,
-                           step_, out);
+    FunctionCallee drawMask = kb_.module.getOrInsertFunction(
+        "gradc_dropout_mask",
+        FunctionType::get(b_.getVoidTy(), {kb_.ptr, kb_.i32, kb_.f32, kb_.f32, kb_.i64, kb_.ptr},
+                          false));
+    b_.CreateCall(drawMask,
+                  {kb_.function->getArg(0), b_.getInt32(static_cast<uint32_t>(attrs.stream)),
+                   kb_.f32Const(static_cast<float>(attrs.value)),
+                   kb_.f32Const(static_cast<float>(1.0 / (1.0 - attrs.value))),
+                   kb_.index(node.type.numel()), out});
   }
 
   void lowerNode(const Node &node) {
@@ -1281,8 +1244,7 @@ private:
   const KernelLayout &layout_;
   KernelBuilder kb_;
   IRBuilder<> &b_;
-  Value *buffers_ = nullptr, *arena_ = nullptr, *seed_ = nullptr, *step_ = nullptr,
-        *hypers_ = nullptr;
+  Value *buffers_ = nullptr, *arena_ = nullptr, *hypers_ = nullptr;
   std::vector<Value *> slots_;
   std::unordered_map<const Node *, Value *> pointers_, staging_;
   std::unordered_map<const Node *, std::vector<const Node *>> users_;

@@ -3,8 +3,9 @@
 // Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2,
 // 3", SC'11).  A pure function of (key, counter): any element of any
 // dropout mask can be recomputed anywhere — in the backward pass, on another
-// thread, in the reference interpreter — without storing it.  The LLVM
-// lowering of dropout_mask (codegen/) emits these same rounds inline.
+// thread, in the reference interpreter — without storing it.  Generated
+// code draws its masks through gradc_dropout_mask (runtime/DropoutMask.h),
+// eight groups at a time in vectors, with these same rounds.
 //
 // Dropout masks use key = seed and counter = (i / 4, stream, step), lane
 // i % 4, and u = (word >> 8) * 2^-24 in [0, 1).
@@ -47,10 +48,12 @@ inline float dropoutUniform(uint64_t seed, uint64_t step, uint32_t stream, uint6
 /// Kept means u >= p, so p = 0 keeps everything (lecture 2.5 keeps u > p;
 /// the two differ on a set of probability zero).
 inline float dropoutMaskValue(uint64_t seed, uint64_t step, uint32_t stream, uint64_t index,
-                              float p) {
-  // The kept value is 1/(1-p) computed in double and rounded once, exactly
-  // as the interpreter and the generated code compute it.
-  return dropoutUniform(seed, step, stream, index) >= p ? float(1.0 / (1.0 - double(p))) : 0.0f;
+                              double p) {
+  // u is compared with p rounded to f32, and the kept value is 1/(1-p)
+  // computed in double and rounded once, exactly as the interpreter and
+  // gradc_dropout_mask (with the constants the lowering passes) compute
+  // them.
+  return dropoutUniform(seed, step, stream, index) >= float(p) ? float(1.0 / (1.0 - p)) : 0.0f;
 }
 
 } // namespace gradc::rt

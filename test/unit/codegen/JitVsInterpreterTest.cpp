@@ -183,8 +183,8 @@ TEST(DropoutMask, EqualsInterpreterBitForBit) {
 }
 
 TEST(DropoutMask, BigMasksOnThePoolEqualInterpreterForAnyThreadCount) {
-  // 16899 elements: drawn on the pool (4224 Philox groups split into
-  // tasks), and a partial last group of 3 on the calling thread.
+  // 16899 elements: drawn on the pool (4224 Philox groups split among
+  // its threads), and a partial last group of 3 on the calling thread.
   const int64_t count = 16899;
   auto graph = maskGraph(count, 0.3, 2);
   std::string error;
@@ -207,9 +207,9 @@ TEST(DropoutMask, BigMasksOnThePoolEqualInterpreterForAnyThreadCount) {
   }
 }
 
-TEST(DropoutMask, BigMasksOfOneSizeShareTheirCodeButNotTheirStream) {
-  // Two masks of one size and p run one task function, which reads the
-  // stream from its closure; each must still be its own stream's mask.
+TEST(DropoutMask, BigMasksOfOneSizeAreEachTheirOwnStream) {
+  // Two masks of one size and p are two calls of gradc_dropout_mask that
+  // differ only in the stream; each must be its own stream's mask.
   const int64_t count = 16384;
   auto graph = maskGraph(count, 0.5, 2);
   Attrs attrs;
