@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -56,6 +57,29 @@ TEST(Idx, ReadsPlainAndGzippedFiles) {
     EXPECT_FLOAT_EQ(data.feature(0, 5), 255.0f / 255.0f);
     EXPECT_FLOAT_EQ(data.feature(1, 0), 0.0f); // 256 wraps to 0
     EXPECT_EQ(data.targetsI, (std::vector<int32_t>{7, 8}));
+  }
+}
+
+TEST(Idx, CopiedFeaturesAreEachByteDividedBy255ExactlyForAllBytes) {
+  // Two images of 16 x 17 pixels: every byte value, in rows long enough
+  // for the vector loop (whichever instruction set the loader picked) and
+  // its remainder.
+  std::string images = temp("all_bytes"), labels = temp("all_bytes_lab");
+  write(images, idx(3, {2, 16, 17}, 2 * 16 * 17));
+  write(labels, idx(1, {2}, 2));
+  Dataset data;
+  std::string error;
+  ASSERT_TRUE(loadIdx(images, labels, data, error)) << error;
+  std::vector<float> row(16 * 17);
+  volatile float divisor = 255.0f; // divided at run time, as the loader does
+  for (int64_t example : {0, 1}) {
+    data.copyFeatures(example, row.data());
+    for (int64_t j = 0; j < 16 * 17; ++j) {
+      auto byte = static_cast<unsigned char>(example * 16 * 17 + j);
+      float expected = static_cast<float>(byte) / divisor;
+      ASSERT_EQ(std::memcmp(&row[j], &expected, 4), 0)
+          << "byte " << int(byte) << ": " << row[j] << " against " << expected;
+    }
   }
 }
 
