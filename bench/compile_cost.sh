@@ -9,17 +9,24 @@
 # and compiled by llc -O3, as the JIT's code generator does in process.
 # With --per-function, also the share of each function: the whole module's
 # count minus the count with that function's body removed (llvm-extract
-# --delete), one more callgrind run per function.
+# --delete), one more callgrind run per function.  With --per-part, the
+# count of each of the two parts the JIT compiles the step in, on two
+# threads (codegen/Partition.cpp): the larger one is the JIT's critical
+# path.  The cut is the JIT's own (GRADC_PARTITION_REPORT=1 during a
+# one-epoch `gradc train` on Fashion-MNIST, so the model must take its
+# images); each part's functions are extracted from the optimised IR.
 #
-# usage: bench/compile_cost.sh [MODEL.grad] [--per-function]
+# usage: bench/compile_cost.sh [MODEL.grad] [--per-function] [--per-part]
 #        (default examples/fashion_mlp.grad; installs valgrind if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=examples/fashion_mlp.grad
 perFunction=0
+perPart=0
 for arg in "$@"; do
   case "$arg" in
   --per-function) perFunction=1 ;;
+  --per-part) perPart=1 ;;
   *) model=$arg ;;
   esac
 done
@@ -50,6 +57,19 @@ whole=$(count "$out/step.ll")
 lines=$(wc -l <"$out/step.ll")
 printf '%s: %d lines of optimised IR, llc %d M instructions (%d M without its start-up)\n' \
   "$model" "$lines" $((whole / 1000000)) $(((whole - base) / 1000000))
+if [ "$perPart" = 1 ]; then
+  GRADC_CACHE_DIR=off GRADC_PARTITION_REPORT=1 build/bin/gradc train "$model" \
+    --data=fashion-mnist --epochs=1 2>"$out/partition" >/dev/null
+  for part in 0 1; do
+    functions=$(sed -n "s/^gradc partition: kernel=[^ ]*_train_step part=$part cost=[0-9]* function=//p" \
+      "$out/partition")
+    [ -n "$functions" ] || continue
+    # shellcheck disable=SC2046 # one --func per function
+    "$llvm/llvm-extract" $(printf -- '--func=%s ' $functions) "$out/step.ll" -S -o "$out/part.ll"
+    printf '  part %d: %d M instructions of llc (%d functions)\n' "$part" \
+      $((($(count "$out/part.ll") - base) / 1000000)) "$(echo "$functions" | wc -l)"
+  done
+fi
 [ "$perFunction" = 1 ] || exit 0
 sed -n 's/^define [^@]*@\([^(]*\)(.*/\1/p' "$out/step.ll" | while read -r fn; do
   "$llvm/llvm-extract" --delete --func="$fn" "$out/step.ll" -S -o "$out/without.ll"

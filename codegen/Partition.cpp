@@ -10,6 +10,8 @@
 #include <llvm/IR/Module.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <numeric>
 #include <vector>
 
@@ -21,15 +23,21 @@ namespace {
 
 bool inlinedIntoCallers(const Function &fn) { return fn.hasFnAttribute(Attribute::AlwaysInline); }
 
-/// What a scalar instruction in a loop weighs against one outside or a
-/// vector one: the loop vectoriser turns it into a vector body, a scalar
-/// remainder and run-time checks, each selected and allocated.  Measured
-/// with llc -time-passes on the functions of the fashion model's step:
-/// per instruction before optimisation, the dropout mask's loop took
-/// 150 us, the matrix products (vector code already) 21-42 us.  With
-/// weight 1 that step's two parts took 145 and 67 ms; with 4, 153 and 138,
-/// and the step was ready a sixth sooner (median of six runs each).
-constexpr uint64_t kScalarLoopWeight = 4;
+/// What a scalar floating-point instruction in a loop (or a store of a
+/// float) weighs against any other: the loop vectoriser turns it into a
+/// vector body, a scalar remainder and run-time checks, each selected and
+/// allocated.  Integer arithmetic in loops (the index and address code of
+/// the matrix products' tile loops, whose arithmetic is vector code
+/// already) is not multiplied.  Session 6 weighed every scalar instruction
+/// in a loop 4x, calibrated on the dropout mask's Philox loop; once the
+/// runtime drew the masks, that weight gave the products too much and the
+/// fashion step's two parts came out at 418 and 297 M instructions of llc
+/// (each part's functions extracted from the optimised IR and counted with
+/// callgrind).  Weighing float scalars only, 8x, 10x, 12x and 16x made
+/// the larger part of the fashion (and M) step 378, 356, 358 and 379 M
+/// (the other 336, 354, 352 and 336), and L's 528, 521, 533 and 594 M
+/// against 523 before; S's cut did not change.
+constexpr uint64_t kScalarFloatLoopWeight = 10;
 
 /// Instructions `fn` will have once its alwaysinline callees are inlined
 /// and its loops vectorised: the measure of its compile time (instruction
@@ -42,10 +50,11 @@ uint64_t compileCost(const Function &fn, DenseMap<const Function *, uint64_t> &m
   LoopInfo loops(dominators);
   uint64_t cost = 0;
   for (const Instruction &instruction : instructions(fn)) {
-    const bool vectorisable = loops.getLoopFor(instruction.getParent()) &&
-                              !instruction.getType()->isVectorTy() &&
-                              !instruction.getType()->isVoidTy();
-    cost += vectorisable ? kScalarLoopWeight : 1;
+    bool floatScalar = instruction.getType()->isFloatingPointTy();
+    if (const auto *store = dyn_cast<StoreInst>(&instruction))
+      floatScalar = store->getValueOperand()->getType()->isFloatingPointTy();
+    const bool vectorisable = floatScalar && loops.getLoopFor(instruction.getParent());
+    cost += vectorisable ? kScalarFloatLoopWeight : 1;
     if (const auto *call = dyn_cast<CallBase>(&instruction))
       if (const Function *callee = call->getCalledFunction();
           callee && !callee->isDeclaration() && inlinedIntoCallers(*callee))
@@ -86,6 +95,14 @@ void keepPartition(Module &module, const std::string &symbol, unsigned part, uns
     owner[index] = lightest;
     load[lightest] += cost[index];
   }
+  // The cut, once per kernel (by part 0's job), for bench/compile_cost.sh
+  // --per-part: which functions each part compiles and their estimates.
+  static const bool report = std::getenv("GRADC_PARTITION_REPORT") != nullptr;
+  if (report && part == 0)
+    for (size_t index : order)
+      std::fprintf(stderr, "gradc partition: kernel=%s part=%u cost=%llu function=%s\n",
+                   symbol.c_str(), owner[index], static_cast<unsigned long long>(cost[index]),
+                   roots[index]->getName().str().c_str());
 
   const std::string prefix = symbol + ".";
   for (size_t i = 0; i < roots.size(); ++i) {
