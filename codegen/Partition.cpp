@@ -31,12 +31,11 @@ bool inlinedIntoCallers(const Function &fn) { return fn.hasFnAttribute(Attribute
 /// already) is not multiplied.  Session 6 weighed every scalar instruction
 /// in a loop 4x, calibrated on the dropout mask's Philox loop; once the
 /// runtime drew the masks, that weight gave the products too much and the
-/// fashion step's two parts came out at 418 and 297 M instructions of llc
-/// (each part's functions extracted from the optimised IR and counted with
-/// callgrind).  Weighing float scalars only, 8x, 10x, 12x and 16x made
-/// the larger part of the fashion (and M) step 378, 356, 358 and 379 M
-/// (the other 336, 354, 352 and 336), and L's 528, 521, 533 and 594 M
-/// against 523 before; S's cut did not change.
+/// fashion step's two parts came out at 391 and 270 M instructions of llc
+/// (bench/compile_cost.sh --per-part).  Weighing float scalars only, 8x,
+/// 10x, 12x and 16x made the larger part of the fashion (and M) step 351,
+/// 329, 331 and 352 M (the other 309, 327, 325 and 309), and L's 501, 494,
+/// 506 and 567 M against 496 before; S's cut did not change.
 constexpr uint64_t kScalarFloatLoopWeight = 10;
 
 /// Instructions `fn` will have once its alwaysinline callees are inlined
