@@ -4,8 +4,9 @@
 // for the host, the process's symbols (libc's memcpy, the runtime's
 // gradc_parallel_for and gradc_dropout_mask) visible to generated code,
 // and one JITDylib per call of addKernels so the same graph may be
-// compiled twice under its own symbol.  Each kernel is lowered, optimised with the same pipeline as
-// the printed IR and compiled to an object on its own thread; ORC then only links the objects.
+// compiled twice under its own symbol.  Each kernel is lowered, optimised
+// with the same pipeline as the printed IR and compiled to an object on
+// its own thread; ORC then only links the objects.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/Codegen.h"
