@@ -36,12 +36,21 @@ inline std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> ctr,
   return ctr;
 }
 
+/// The four words of Philox group `group` of the dropout mask `stream` at
+/// training step `step`: the words of elements 4 * group ... 4 * group + 3.
+inline std::array<uint32_t, 4> dropoutGroupWords(uint64_t seed, uint64_t step, uint32_t stream,
+                                                 uint64_t group) {
+  return philox4x32_10({uint32_t(group), stream, uint32_t(step), uint32_t(step >> 32)},
+                       {uint32_t(seed), uint32_t(seed >> 32)});
+}
+
+/// A word as a uniform number in [0, 1): its top 24 bits times 2^-24.
+inline float uniformOfWord(uint32_t word) { return float(word >> 8) * (1.0f / 16777216.0f); }
+
 /// The uniform number in [0, 1) for element `index` of the dropout mask
 /// `stream` at training step `step`.
 inline float dropoutUniform(uint64_t seed, uint64_t step, uint32_t stream, uint64_t index) {
-  auto words = philox4x32_10({uint32_t(index / 4), stream, uint32_t(step), uint32_t(step >> 32)},
-                             {uint32_t(seed), uint32_t(seed >> 32)});
-  return float(words[index % 4] >> 8) * (1.0f / 16777216.0f);
+  return uniformOfWord(dropoutGroupWords(seed, step, stream, index / 4)[index % 4]);
 }
 
 /// Element `index` of an inverted-dropout mask: 1/(1-p) when kept, else 0.

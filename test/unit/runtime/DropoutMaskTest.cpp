@@ -13,6 +13,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -70,9 +73,11 @@ TEST(RuntimeDropoutMask, BothInstructionSetsGiveTheInterpretersElementsForAnyRan
                            std::to_string(begin) + ", " + std::to_string(end) + ")";
         expectSameBits(got, expected, 4 * begin, 4 * end, what);
         // Nothing outside the range is written.
-        for (int64_t i = 0; i < 4 * groups; ++i)
-          if (i < 4 * begin || i >= 4 * end)
+        for (int64_t i = 0; i < 4 * groups; ++i) {
+          if (i < 4 * begin || i >= 4 * end) {
             ASSERT_EQ(got[i], -1.0f) << what << ": wrote element " << i;
+          }
+        }
       }
     }
   }
@@ -93,5 +98,29 @@ TEST(RuntimeDropoutMask, AWholeMaskIsTheSameOnAnyPoolWithAPartialLastGroup) {
       expectSameBits(got, expected, 0, count, what);
       EXPECT_EQ(got[count], -1.0f) << what << ": wrote past the end";
     }
+  }
+}
+
+// Prints the time a group takes on one core, scalar and (where the CPU has
+// it) AVX2, best of 200 runs over 8,192 groups (a [128, 256] mask), the
+// figures README gives for runtime/DropoutMask.cpp:
+//   gradc_runtime_tests --gtest_filter='*DropoutMask*Throughput' --gtest_also_run_disabled_tests
+TEST(RuntimeDropoutMask, DISABLED_Throughput) {
+  const DropoutMaskKey key = keyFor(1, 2, 3, 0.2);
+  std::vector<float> out(4 * 8192);
+  std::vector<MaskIsa> isas = {MaskIsa::Scalar};
+  if (hostMaskIsa() == MaskIsa::Avx2)
+    isas.push_back(MaskIsa::Avx2);
+  for (MaskIsa isa : isas) {
+    double best = 1e30;
+    for (int run = 0; run < 200; ++run) {
+      auto start = std::chrono::steady_clock::now();
+      writeDropoutMaskGroups(key, 0, 8192, out.data(), isa);
+      best = std::min(
+          best, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
+                    .count());
+    }
+    std::printf("%-6s %6.2f ns a group, %6.1f us for 8,192 groups\n",
+                isa == MaskIsa::Avx2 ? "avx2" : "scalar", best / 8192, best / 1000);
   }
 }
