@@ -40,8 +40,6 @@ public:
 
   bool run(Graph &graph, Diagnostics &) override {
     for (Node *mask : graph.nodesOfKind(OpKind::DropoutMask)) {
-      if (!mask->operands.empty())
-        continue;
       std::vector<Node *> users = graph.users(mask);
       if (users.empty())
         continue;
