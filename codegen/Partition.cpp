@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
+#include <string_view>
 #include <vector>
 
 namespace gradc::codegen {
@@ -96,7 +97,10 @@ void keepPartition(Module &module, const std::string &symbol, unsigned part, uns
   }
   // The cut, once per kernel (by part 0's job), for bench/compile_cost.sh
   // --per-part: which functions each part compiles and their estimates.
-  static const bool report = std::getenv("GRADC_PARTITION_REPORT") != nullptr;
+  static const bool report = [] {
+    const char *value = std::getenv("GRADC_PARTITION_REPORT");
+    return value && *value && std::string_view(value) != "0"; // as GRADC_REGION_PROFILE
+  }();
   if (report && part == 0)
     for (size_t index : order)
       std::fprintf(stderr, "gradc partition: kernel=%s part=%u cost=%llu function=%s\n",
