@@ -45,7 +45,8 @@ MatMulGeometry matMulGeometry(const ir::Node &node);
 /// count) gets C(row + r, col + t) as values[r * stride + t] for r < rows,
 /// t < count, and stores whatever follows the product (Lowering.cpp builds
 /// it from the elementwise maps that read C).  `captures` are the storage
-/// pointers it reads and writes, none of them overlapping A, B or C.
+/// pointers it reads and writes: none overlaps A or B, and one that is C
+/// itself (a member given C's bytes) is passed on as the product's C.
 struct MatMulEpilogue {
   llvm::Function *function = nullptr;
   std::vector<llvm::Value *> captures;

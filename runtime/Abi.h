@@ -49,8 +49,8 @@ void gradc_parallel_for(void *pool, int64_t n, gradc_loop_body body, void *closu
  * when its Philox uniform u_i >= `threshold` (p), else 0 (runtime/Philox.h,
  * runtime/DropoutMask.h).  A big mask is drawn on ctx->pool; element i
  * depends only on i, so the mask is the same for any thread count. */
-void gradc_dropout_mask(const gradc_step_context *ctx, uint32_t stream, float threshold,
-                        float kept, int64_t count, float *out);
+void gradc_dropout_mask(const gradc_step_context *ctx, uint32_t stream, float threshold, float kept,
+                        int64_t count, float *out);
 
 #ifdef __cplusplus
 }
