@@ -6,7 +6,8 @@
 # two versions of the lowering; `gradc train --time-report` gives the times.
 #
 # The step is taken after gradc's LLVM passes (`gradc show --stage=llvm-opt`)
-# and compiled by llc -O3, as the JIT's code generator does in process.
+# and compiled by llc -O3 -disable-lsr, as the JIT's code generator does in
+# process (codegen/Pipeline.cpp, setCodegenDefaults).
 # With --per-function, also the share of each function: the whole module's
 # count minus the count with that function's body removed (llvm-extract
 # --delete), one more callgrind run per function.  With --per-part, the
@@ -40,7 +41,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 count() { # instructions llc executes on $1
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$llvm/llc" -O3 -filetype=obj "$1" \
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$llvm/llc" -O3 -disable-lsr -filetype=obj "$1" \
     -o /dev/null 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 

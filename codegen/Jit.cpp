@@ -158,7 +158,8 @@ struct KernelJob {
 
 /// The cache file of a module: SHA-256 of everything that decides its
 /// object code (the unoptimised IR, target, CPU, features, -O level and
-/// pipeline, LLVM version and the GRADC_LLVM_OPTIONS given to LLVM), so a
+/// pipeline, LLVM version, gradc's defaults for LLVM's options and the
+/// GRADC_LLVM_OPTIONS given to LLVM), so a
 /// hit is the object a compilation would produce.
 std::string cachePath(const std::string &dir, const Module &module, const TargetMachine &machine,
                       const CodegenOptions &options) {
@@ -170,7 +171,8 @@ std::string cachePath(const std::string &dir, const Module &module, const Target
      << machine.getTargetCPU() << "\n"
      << machine.getTargetFeatureString() << "\n"
      << options.optLevel << " " << static_cast<int>(options.pipeline) << "\n"
-     << LLVM_VERSION_STRING << "\n";
+     << LLVM_VERSION_STRING << "\n"
+     << codegenDefaults() << "\n";
   if (const char *llvmOptions = std::getenv("GRADC_LLVM_OPTIONS"))
     os << llvmOptions << "\n";
   os.flush();

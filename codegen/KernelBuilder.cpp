@@ -47,6 +47,13 @@ void KernelBuilder::beginNode(ArrayRef<Value *> bases, StringRef name) {
   }
 }
 
+void KernelBuilder::derive(Value *derived, Value *base) {
+  if (auto it = tags_.find(base); it != tags_.end()) {
+    AccessTags tags = it->second; // a copy: inserting may move the map's entries
+    tags_[derived] = tags;
+  }
+}
+
 void KernelBuilder::tag(Instruction *inst, Value *base) {
   auto it = tags_.find(base);
   if (it == tags_.end())
@@ -99,6 +106,35 @@ Value *KernelBuilder::offset(Value *base, Value *iv, int64_t stride) {
   return b.CreateAdd(base, scaled, "", true, true);
 }
 
+namespace {
+
+/// The phis of a loop's header, at the builder's insertion point: the
+/// induction variable from `begin`, and one per value in `init`, all
+/// entering from `pre`; `current` gets the carried values' phis.
+PHINode *headerPhis(IRBuilder<> &b, BasicBlock *pre, Value *begin, const std::string &name,
+                    ArrayRef<Value *> init, SmallVectorImpl<PHINode *> &phis,
+                    SmallVectorImpl<Value *> &current) {
+  PHINode *iv = b.CreatePHI(begin->getType(), 2, name);
+  iv->addIncoming(begin, pre);
+  for (Value *value : init) {
+    PHINode *phi = b.CreatePHI(value->getType(), 2, name + ".acc");
+    phi->addIncoming(value, pre);
+    phis.push_back(phi);
+    current.push_back(phi);
+  }
+  return iv;
+}
+
+/// The back edge from `latch`: the phis take `ivNext` and `next`.
+void closeLoop(BasicBlock *latch, PHINode *iv, Value *ivNext, ArrayRef<PHINode *> phis,
+               ArrayRef<Value *> next) {
+  iv->addIncoming(ivNext, latch);
+  for (size_t i = 0; i < phis.size(); ++i)
+    phis[i]->addIncoming(next[i], latch);
+}
+
+} // namespace
+
 SmallVector<Value *, 2> KernelBuilder::loop(int64_t tripCount, const std::string &name,
                                             ArrayRef<Value *> init, CarriedBody body) {
   if (tripCount == 1)
@@ -109,25 +145,15 @@ SmallVector<Value *, 2> KernelBuilder::loop(int64_t tripCount, const std::string
   BasicBlock *header = BasicBlock::Create(context, name + ".loop", function);
   b.CreateBr(header);
   b.SetInsertPoint(header);
-  PHINode *iv = b.CreatePHI(i64, 2, name);
-  iv->addIncoming(index(0), pre);
   SmallVector<PHINode *, 2> phis;
   SmallVector<Value *, 2> current;
-  for (Value *value : init) {
-    PHINode *phi = b.CreatePHI(value->getType(), 2, name + ".acc");
-    phi->addIncoming(value, pre);
-    phis.push_back(phi);
-    current.push_back(phi);
-  }
+  PHINode *iv = headerPhis(b, pre, index(0), name, init, phis, current);
   SmallVector<Value *, 2> next = body(iv, current);
   Value *ivNext = b.CreateAdd(iv, index(1), name + ".next", true, true);
   Value *more = b.CreateICmpULT(ivNext, index(tripCount), name + ".more");
-  BasicBlock *latch = b.GetInsertBlock();
   BasicBlock *exit = BasicBlock::Create(context, name + ".end", function);
+  closeLoop(b.GetInsertBlock(), iv, ivNext, phis, next);
   b.CreateCondBr(more, header, exit);
-  iv->addIncoming(ivNext, latch);
-  for (size_t i = 0; i < phis.size(); ++i)
-    phis[i]->addIncoming(next[i], latch);
   b.SetInsertPoint(exit);
   return next;
 }
@@ -214,21 +240,32 @@ void KernelBuilder::callOnPool(int64_t tasks, const std::string &name, Function 
 
 void KernelBuilder::loopRange(Value *begin, Value *end, int64_t step, const std::string &name,
                               function_ref<void(Value *iv)> body) {
+  loopRange(begin, end, step, name, {}, [&](Value *iv, ArrayRef<Value *>) {
+    body(iv);
+    return SmallVector<Value *, 2>{};
+  });
+}
+
+SmallVector<Value *, 2> KernelBuilder::loopRange(Value *begin, Value *end, int64_t step,
+                                                 const std::string &name, ArrayRef<Value *> init,
+                                                 CarriedBody body) {
   BasicBlock *pre = b.GetInsertBlock();
   BasicBlock *header = BasicBlock::Create(context, name + ".cond", function);
   BasicBlock *bodyBlock = BasicBlock::Create(context, name + ".loop", function);
   BasicBlock *exit = BasicBlock::Create(context, name + ".end", function);
   b.CreateBr(header);
   b.SetInsertPoint(header);
-  PHINode *iv = b.CreatePHI(i64, 2, name);
-  iv->addIncoming(begin, pre);
+  SmallVector<PHINode *, 2> phis;
+  SmallVector<Value *, 2> current;
+  PHINode *iv = headerPhis(b, pre, begin, name, init, phis, current);
   b.CreateCondBr(b.CreateICmpSLT(iv, end, name + ".more"), bodyBlock, exit);
   b.SetInsertPoint(bodyBlock);
-  body(iv);
-  Value *next = b.CreateAdd(iv, index(step), name + ".next", true, true);
-  iv->addIncoming(next, b.GetInsertBlock());
+  SmallVector<Value *, 2> next = body(iv, current);
+  Value *ivNext = b.CreateAdd(iv, index(step), name + ".next", true, true);
+  closeLoop(b.GetInsertBlock(), iv, ivNext, phis, next);
   b.CreateBr(header);
   b.SetInsertPoint(exit);
+  return current;
 }
 
 void KernelBuilder::ifThen(Value *condition, const std::string &name, function_ref<void()> then) {

@@ -73,6 +73,12 @@ public:
   /// time (a range of a parallel loop): top-tested, so it may run 0 times.
   void loopRange(llvm::Value *begin, llvm::Value *end, int64_t step, const std::string &name,
                  llvm::function_ref<void(llvm::Value *iv)> body);
+  /// The same with loop-carried values, as loop() has; the result is their
+  /// values when the loop ends (`init` when it runs 0 times).
+  llvm::SmallVector<llvm::Value *, 2> loopRange(llvm::Value *begin, llvm::Value *end, int64_t step,
+                                                const std::string &name,
+                                                llvm::ArrayRef<llvm::Value *> init,
+                                                CarriedBody body);
 
   /// Emits `then` under `condition`, with nothing on the other side.
   void ifThen(llvm::Value *condition, const std::string &name, llvm::function_ref<void()> then);
@@ -104,6 +110,11 @@ public:
   /// Gives `inst`, an access through `base`, the alias scopes of the
   /// current node (for accesses built without load() and store()).
   void tagAccess(llvm::Instruction *inst, llvm::Value *base) { tag(inst, base); }
+
+  /// `derived` (a GEP from `base`, or a loop-carried pointer that starts
+  /// there) points into the same storage: accesses through it get `base`'s
+  /// alias scopes, until the next beginNode.
+  void derive(llvm::Value *derived, llvm::Value *base);
 
 private:
   struct AccessTags {

@@ -962,24 +962,63 @@ private:
       bases.push_back(values);
       kb_.beginNode(bases, name);
       const int64_t n = product.type.shape[1];
-      kb_.loopRange(kb_.index(0), rows, 1, name + ".r", [&](Value *r) {
-        Value *first = kb_.offset(col, b_.CreateAdd(row0, r), n);
-        Value *tileRow = b_.CreateMul(r, stride);
-        kb_.loopRange(kb_.index(0), count, 1, name + ".t", [&](Value *t) {
-          Value *at = b_.CreateAdd(first, t, "", true, true);
-          emitGroupElement(
-              group,
-              [&](const Node *operand) {
-                if (operand == &product)
-                  return kb_.load(values, b_.CreateAdd(tileRow, t), operand->name + ".v");
-                Value *index = operand->type.rank() == 0   ? kb_.index(0)
-                               : operand->type.rank() == 1 ? b_.CreateAdd(col, t)
-                                                           : at;
-                return kb_.load(bases[slot.at(operand)], index, operand->name + ".v");
-              },
-              [&](const Node *node) { return bases[slot.at(node)]; }, at);
-        });
-      });
+      // Every access in the column loop is a pointer plus the column: the
+      // tile and the storages of C's shape through pointers to the row,
+      // bumped once a row, a bias through one to the tile's first column.
+      // That is the form loop strength reduction would give these loops,
+      // and the JIT leaves that pass off (Pipeline.cpp).
+      std::vector<bool> rowWise(captures, false);
+      std::vector<Value *> columnBase(captures, nullptr);
+      for (const auto &[node, s] : slot)
+        if (node->type.rank() == 2)
+          rowWise[s] = true;
+        else if (node->type.rank() == 1 && !columnBase[s]) {
+          columnBase[s] = b_.CreateGEP(kb_.f32, bases[s], col, bases[s]->getName() + ".col");
+          kb_.derive(columnBase[s], bases[s]);
+        }
+      Value *firstElement = kb_.offset(col, row0, n);
+      SmallVector<Value *, 8> rowStarts;
+      for (size_t s = 0; s < captures; ++s)
+        if (rowWise[s])
+          rowStarts.push_back(
+              b_.CreateGEP(kb_.f32, bases[s], firstElement, bases[s]->getName() + ".row"));
+      rowStarts.push_back(values);
+      kb_.loopRange(kb_.index(0), rows, 1, name + ".r", rowStarts,
+                    [&](Value *, ArrayRef<Value *> current) {
+                      std::vector<Value *> rowBase(captures, nullptr);
+                      size_t next = 0;
+                      for (size_t s = 0; s < captures; ++s)
+                        if (rowWise[s]) {
+                          rowBase[s] = current[next++];
+                          kb_.derive(rowBase[s], bases[s]);
+                        }
+                      Value *tileRow = current[next];
+                      kb_.derive(tileRow, values);
+                      kb_.loopRange(kb_.index(0), count, 1, name + ".t", [&](Value *t) {
+                        emitGroupElement(
+                            group,
+                            [&](const Node *operand) {
+                              if (operand == &product)
+                                return kb_.load(tileRow, t, operand->name + ".v");
+                              const size_t s = slot.at(operand);
+                              switch (operand->type.rank()) {
+                              case 0:
+                                return kb_.load(bases[s], kb_.index(0), operand->name + ".v");
+                              case 1:
+                                return kb_.load(columnBase[s], t, operand->name + ".v");
+                              default:
+                                return kb_.load(rowBase[s], t, operand->name + ".v");
+                              }
+                            },
+                            [&](const Node *node) { return rowBase[slot.at(node)]; }, t);
+                      });
+                      SmallVector<Value *, 2> bumped;
+                      for (size_t s = 0; s < captures; ++s)
+                        if (rowWise[s])
+                          bumped.push_back(b_.CreateGEP(kb_.f32, rowBase[s], kb_.index(n)));
+                      bumped.push_back(b_.CreateGEP(kb_.f32, tileRow, stride));
+                      return bumped;
+                    });
       b_.CreateRetVoid();
     });
     return epilogue;

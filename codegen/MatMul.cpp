@@ -410,17 +410,24 @@ private:
         Value *old = loadVector(c_, cAt(r, v), maskOf(v));
         init.push_back(constFirst ? old : b_.CreateSelect(first, zero, old));
       }
-    // One step of l: acc[r][v] = fmuladd(A(i0 + r, l0 + l), panel row l, acc).
-    auto step = [&](Value *l, SmallVectorImpl<Value *> &acc) {
+    // One step of l: acc[r][v] = fmuladd(A(i0 + r, l0 + l), panel row l,
+    // acc), its loads at constant offsets from `aAt` (A(i0, l0 + l - u))
+    // and `panelAt` (panel row l - u).  The loop below bumps those two
+    // pointers itself, the form LLVM's loop strength reduction would give
+    // it: then every address is a register plus a constant, whether or not
+    // that pass runs (the JIT leaves it off, Pipeline.cpp).
+    auto step = [&](Value *aAt, Value *panelAt, int64_t u, SmallVectorImpl<Value *> &acc) {
       SmallVector<Value *, 4> panelRow;
-      for (int64_t v = 0; v < q; ++v)
-        panelRow.push_back(
-            loadVector(panel_, kb_.offset(kb_.offset(kb_.index(0), l, nr), kb_.index(v), lanes),
-                       nullptr, panelAlign));
-      Value *aColumn = kb_.offset(kb_.index(0), b_.CreateAdd(l0, l), g_.aCol);
+      for (int64_t v = 0; v < q; ++v) {
+        auto *row =
+            b_.CreateAlignedLoad(vec_, gep(panelAt, kb_.index(u * nr + v * lanes)), panelAlign);
+        kb_.tagAccess(row, panel_);
+        panelRow.push_back(row);
+      }
       for (int64_t r = 0; r < rows; ++r) {
-        Value *row = b_.CreateAdd(i0, kb_.index(r));
-        Value *x = kb_.load(a_, kb_.offset(aColumn, row, g_.aRow), "a.v");
+        auto *x = b_.CreateAlignedLoad(kb_.f32, gep(aAt, kb_.index(u * g_.aCol + r * g_.aRow)),
+                                       Align(4), "a.v");
+        kb_.tagAccess(x, a_);
         Value *splat = b_.CreateVectorSplat(lanes, x);
         for (int64_t v = 0; v < q; ++v)
           acc[r * q + v] =
@@ -432,17 +439,49 @@ private:
     // chain of each element is the same.  On Zen 3 (AVX2, 6 x 2 tiles):
     // L +8% on one thread, +6-16% on two; four steps were no better.
     constexpr int64_t unroll = 2;
+    Value *aAt = gep(a_, kb_.offset(kb_.offset(kb_.index(0), l0, g_.aCol), i0, g_.aRow));
+    Value *panelAt = panel_;
     SmallVector<Value *, 2> result(init.begin(), init.end());
-    if (depth >= unroll) // KernelBuilder::loop runs its body at least once
-      result = kb_.loop(depth / unroll, name_ + ".l", init, [&](Value *lu, ArrayRef<Value *> acc) {
-        SmallVector<Value *, 2> next(acc.begin(), acc.end());
-        Value *l = b_.CreateMul(lu, kb_.index(unroll));
-        for (int64_t u = 0; u < unroll; ++u)
-          step(b_.CreateAdd(l, kb_.index(u)), next);
-        return next;
-      });
-    for (int64_t l = depth / unroll * unroll; l < depth; ++l)
-      step(kb_.index(l), result);
+    const int64_t trips = depth / unroll;
+    auto stepPair = [&](SmallVectorImpl<Value *> &acc) {
+      for (int64_t u = 0; u < unroll; ++u)
+        step(aAt, panelAt, u, acc);
+      aAt = gep(aAt, kb_.index(unroll * g_.aCol));
+      panelAt = gep(panelAt, kb_.index(unroll * nr));
+    };
+    if (trips == 1) {
+      stepPair(result);
+    } else if (trips > 1) {
+      // The panel pointer is the loop's only counter: the loop ends when it
+      // reaches the row after the last pair of steps.
+      Value *panelEnd = gep(panel_, kb_.index(trips * unroll * nr));
+      BasicBlock *pre = b_.GetInsertBlock(), *body = block("l.loop");
+      b_.CreateBr(body);
+      b_.SetInsertPoint(body);
+      SmallVector<PHINode *, 32> phis;
+      for (Value *&value : result) {
+        phis.push_back(b_.CreatePHI(value->getType(), 2, name_ + ".acc"));
+        phis.back()->addIncoming(value, pre);
+        value = phis.back();
+      }
+      PHINode *aPhi = b_.CreatePHI(kb_.ptr, 2, name_ + ".a.at");
+      PHINode *panelPhi = b_.CreatePHI(kb_.ptr, 2, name_ + ".panel.at");
+      aPhi->addIncoming(aAt, pre);
+      panelPhi->addIncoming(panelAt, pre);
+      aAt = aPhi;
+      panelAt = panelPhi;
+      stepPair(result);
+      BasicBlock *latch = b_.GetInsertBlock();
+      for (size_t i = 0; i < phis.size(); ++i)
+        phis[i]->addIncoming(result[i], latch);
+      aPhi->addIncoming(aAt, latch);
+      panelPhi->addIncoming(panelAt, latch);
+      BasicBlock *exit = block("l.end");
+      b_.CreateCondBr(b_.CreateICmpNE(panelAt, panelEnd), body, exit);
+      b_.SetInsertPoint(exit);
+    }
+    for (int64_t u = 0; u < depth % unroll; ++u)
+      step(aAt, panelAt, u, result);
     auto storeToC = [&] {
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t v = 0; v < q; ++v)

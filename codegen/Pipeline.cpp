@@ -4,6 +4,7 @@
 #include "codegen/KernelLayout.h"
 #include "codegen/Lowering.h"
 #include "codegen/MatMul.h"
+#include "codegen/RebaseAddresses.h"
 #include "ir/Diagnostics.h"
 #include "ir/Graph.h"
 #include "ir/Verifier.h"
@@ -43,6 +44,26 @@ namespace gradc::codegen {
 
 using namespace llvm;
 
+namespace {
+
+/// Loop strength reduction is off in the code generator.  It was a sixth
+/// of `llc`'s work on the fashion step (and IVUsers, its analysis, another
+/// 6%), most of it in loops where it found nothing to gain.  The one place
+/// it paid, the products' inner loop, now bumps its own pointers
+/// (MatMul.cpp), so the addresses are register plus constant without it.
+/// LLVM has no per-module switch for the pass, only this option of
+/// TargetPassConfig; GRADC_LLVM_OPTIONS=-disable-lsr=false turns it back
+/// on.  Set before parsing that variable, so it can override.
+void setCodegenDefaults() {
+  auto &options = cl::getRegisteredOptions();
+  if (cl::Option *lsr = options.lookup("disable-lsr"))
+    static_cast<cl::opt<bool> *>(lsr)->setValue(true);
+}
+
+} // namespace
+
+const char *codegenDefaults() { return "-disable-lsr"; }
+
 bool initializeLLVM(std::string &error) {
   static std::once_flag once;
   static std::string optionsError; // the same answer for every call
@@ -54,6 +75,7 @@ bool initializeLLVM(std::string &error) {
     InitializeAllTargetMCs();
     InitializeAllAsmPrinters();
     InitializeAllAsmParsers();
+    setCodegenDefaults();
     // LLVM's own options, for experiments (as clang's -mllvm), e.g.
     // GRADC_LLVM_OPTIONS="-disable-lsr"; part of the kernel cache's key.
     // A stream for LLVM's complaints, so that an unknown option is gradc's
@@ -221,6 +243,7 @@ ModulePassManager kernelPipeline() {
       LoopVectorizeOptions(/*InterleaveOnlyWhenForced=*/true, /*VectorizeOnlyWhenForced=*/false)));
   function.addPass(InstCombinePass());
   function.addPass(SimplifyCFGPass());
+  function.addPass(RebaseAddressesPass());
   ModulePassManager module;
   module.addPass(AlwaysInlinerPass());
   module.addPass(createModuleToFunctionPassAdaptor(std::move(function)));

@@ -34,6 +34,10 @@ struct KernelLayout;
 /// variable holds an option LLVM does not know.
 bool initializeLLVM(std::string &error);
 
+/// The LLVM options gradc sets before GRADC_LLVM_OPTIONS (which may
+/// override them), as a command line: part of the kernel cache's key.
+const char *codegenDefaults();
+
 /// The target CPU's name and feature string for `options` ("host": the
 /// running machine's, with every feature it reports).
 struct TargetChoice {
