@@ -269,6 +269,12 @@ void optimizeModule(Module &module, TargetMachine &machine, const CodegenOptions
   builder.registerFunctionAnalyses(fam);
   builder.registerLoopAnalyses(lam);
   builder.crossRegisterProxies(lam, fam, cgam, mam);
+  // LLVM's own pipelines end with the same address rewrite as the kernel
+  // pipeline: the code generator runs without loop strength reduction for
+  // both (setCodegenDefaults).
+  builder.registerOptimizerLastEPCallback([](ModulePassManager &passes, OptimizationLevel) {
+    passes.addPass(createModuleToFunctionPassAdaptor(RebaseAddressesPass()));
+  });
   ModulePassManager passes;
   if (optLevel == 0)
     passes = builder.buildO0DefaultPipeline(OptimizationLevel::O0);

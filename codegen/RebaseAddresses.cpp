@@ -16,6 +16,8 @@ using namespace llvm;
 using namespace llvm::PatternMatch;
 
 PreservedAnalyses RebaseAddressesPass::run(Function &fn, FunctionAnalysisManager &analyses) {
+  if (fn.hasOptNone())
+    return PreservedAnalyses::all(); // the tails' -O0 paths (Pipeline.cpp)
   LoopInfo &loops = analyses.getResult<LoopAnalysis>(fn);
   // One rebased pointer per (base, invariant part, element type, loop):
   // the accesses of a fused loop to one array share it.
