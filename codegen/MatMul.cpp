@@ -170,19 +170,24 @@ public:
     vec_ = FixedVectorType::get(kb_.f32, p_.lanes);
   }
 
-  /// Fills `fn`(c, a, b, begin, end, epilogue captures...).
-  void emit() {
-    Function *fn = kb_.function;
-    c_ = fn->getArg(0);
-    a_ = fn->getArg(1);
-    bm_ = fn->getArg(2);
+  /// Starts the function's entry block, where the caller computes emit()'s
+  /// operands.
+  IRBuilder<> &entry() {
+    b_.SetInsertPoint(BasicBlock::Create(kb_.context, "entry", kb_.function));
+    return b_;
+  }
+
+  /// Emits, after entry(), the product over the tasks [begin, end): C, A
+  /// and B, and the epilogue's captures.
+  void emit(Value *c, Value *a, Value *b, Value *begin, Value *end, ArrayRef<Value *> captures) {
+    c_ = c;
+    a_ = a;
+    bm_ = b;
     c_->setName("c");
     a_->setName("a");
     bm_->setName("b");
-    Value *begin = fn->getArg(3), *end = fn->getArg(4);
     begin->setName("begin");
     end->setName("end");
-    b_.SetInsertPoint(BasicBlock::Create(kb_.context, "entry", fn));
     AllocaInst *buffer =
         b_.CreateAlloca(ArrayType::get(kb_.f32, p_.kc * p_.nr), nullptr, name_ + ".panel");
     buffer->setAlignment(Align(64));
@@ -195,9 +200,9 @@ public:
       tile_ = tile;
       bases.push_back(tile_);
       // A capture that is C goes to the epilogue as c, so that every access
-      // to C's bytes stays based on the noalias argument.
-      for (unsigned i = 5; i < fn->arg_size(); ++i)
-        captures_.push_back(is_contained(capturesC_, i - 5) ? c_ : fn->getArg(i));
+      // to C's bytes is based on one pointer.
+      for (unsigned i = 0; i < captures.size(); ++i)
+        captures_.push_back(is_contained(capturesC_, i) ? c_ : captures[i]);
     }
     kb_.beginNode(bases, name_);
 
@@ -543,54 +548,64 @@ void defineMatMul(Function &decl, const MatMulGeometry &g, Function *epilogue,
   Type *ptr = PointerType::getUnqual(context), *i64 = Type::getInt64Ty(context),
        *voidTy = Type::getVoidTy(context);
 
-  // range(c, a, b, begin, end, captures...): the tasks [begin, end).
-  // Inlined into its callers, where its noalias arguments become alias
-  // scopes.  The captures are the epilogue's storage (decl's arguments
-  // after ctx, c, a, b), disjoint from C, A and B.
-  const unsigned captures = decl.arg_size() - 4;
-  SmallVector<Type *, 12> rangeParams = {ptr, ptr, ptr, i64, i64};
-  rangeParams.append(captures, ptr);
-  Function *range =
-      Function::Create(FunctionType::get(voidTy, rangeParams, false), GlobalValue::InternalLinkage,
-                       decl.getName() + ".range", module);
-  range->addFnAttr(Attribute::AlwaysInline);
-  range->addFnAttr(Attribute::NoUnwind);
-  for (unsigned i = 0; i < 3; ++i)
-    range->addParamAttr(i, Attribute::NoAlias);
-  TileEmitter(plan, range, name, epilogue, capturesC).emit();
-
+  const unsigned captures = decl.arg_size() - 4; // the epilogue's storage
   decl.setLinkage(GlobalValue::InternalLinkage);
   decl.addFnAttr(Attribute::AlwaysInline);
   decl.addFnAttr(Attribute::NoUnwind);
   IRBuilder<> b(BasicBlock::Create(context, "entry", &decl));
   Value *ctx = decl.getArg(0);
-  auto rangeArgs = [&](ArrayRef<Value *> pointers, Value *begin, Value *end) {
-    SmallVector<Value *, 12> args = {pointers[0], pointers[1], pointers[2], begin, end};
-    args.append(pointers.begin() + 3, pointers.end());
-    return args;
-  };
-  SmallVector<Value *, 12> pointers;
+  SmallVector<Value *, 12> pointers; // c, a, b, captures...
   for (unsigned i = 1; i < decl.arg_size(); ++i)
     pointers.push_back(decl.getArg(i));
   if (!plan.parallel) {
-    b.CreateCall(range, rangeArgs(pointers, b.getInt64(0), b.getInt64(plan.tasks)));
+    // range(c, a, b, begin, end, captures...): all tasks, inlined into the
+    // kernel with decl, where its noalias arguments become alias scopes.
+    // The captures are disjoint from C, A and B.
+    SmallVector<Type *, 12> rangeParams = {ptr, ptr, ptr, i64, i64};
+    rangeParams.append(captures, ptr);
+    Function *range =
+        Function::Create(FunctionType::get(voidTy, rangeParams, false),
+                         GlobalValue::InternalLinkage, decl.getName() + ".range", module);
+    range->addFnAttr(Attribute::AlwaysInline);
+    range->addFnAttr(Attribute::NoUnwind);
+    for (unsigned i = 0; i < 3; ++i)
+      range->addParamAttr(i, Attribute::NoAlias);
+    TileEmitter emitter(plan, range, name, epilogue, capturesC);
+    emitter.entry();
+    SmallVector<Value *, 8> rangeCaptures;
+    for (unsigned i = 5; i < range->arg_size(); ++i)
+      rangeCaptures.push_back(range->getArg(i));
+    emitter.emit(range->getArg(0), range->getArg(1), range->getArg(2), range->getArg(3),
+                 range->getArg(4), rangeCaptures);
+    SmallVector<Value *, 12> args = {pointers[0], pointers[1], pointers[2], b.getInt64(0),
+                                     b.getInt64(plan.tasks)};
+    args.append(pointers.begin() + 3, pointers.end());
+    b.CreateCall(range, args);
     b.CreateRetVoid();
     return;
   }
-  // tasks(closure, begin, end), called by the pool's threads.
+  // tasks(closure, begin, end), called by the pool's threads, with the
+  // product's code in its own body: emitted there rather than inlined,
+  // which would copy it (the always-inliner was a fifth of the kernel
+  // pipeline's time).  Its accesses carry the alias scopes KernelBuilder
+  // gives C, A, B, the panel, the tile and the captures.
   StructType *closureType = StructType::get(context, SmallVector<Type *, 12>(pointers.size(), ptr));
   Function *tasks =
       Function::Create(FunctionType::get(voidTy, {ptr, i64, i64}, false),
                        GlobalValue::InternalLinkage, decl.getName() + ".tasks", module);
   tasks->addFnAttr(Attribute::NoUnwind);
   {
-    IRBuilder<> tb(BasicBlock::Create(context, "entry", tasks));
+    TileEmitter emitter(plan, tasks, name, epilogue, capturesC);
+    IRBuilder<> &tb = emitter.entry();
     Value *closure = tasks->getArg(0);
     SmallVector<Value *, 12> loaded;
-    for (unsigned i = 0; i < pointers.size(); ++i)
-      loaded.push_back(tb.CreateLoad(ptr, tb.CreateStructGEP(closureType, closure, i)));
-    tb.CreateCall(range, rangeArgs(loaded, tasks->getArg(1), tasks->getArg(2)));
-    tb.CreateRetVoid();
+    for (unsigned i = 0; i < pointers.size(); ++i) {
+      auto *pointer = tb.CreateLoad(ptr, tb.CreateStructGEP(closureType, closure, i));
+      pointer->setMetadata(LLVMContext::MD_nonnull, MDNode::get(context, {}));
+      loaded.push_back(pointer);
+    }
+    emitter.emit(loaded[0], loaded[1], loaded[2], tasks->getArg(1), tasks->getArg(2),
+                 ArrayRef<Value *>(loaded).drop_front(3));
   }
   Value *closure = b.CreateAlloca(closureType, nullptr, name + ".closure");
   for (unsigned i = 0; i < pointers.size(); ++i)
