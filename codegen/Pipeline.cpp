@@ -47,13 +47,15 @@ using namespace llvm;
 namespace {
 
 /// Loop strength reduction is off in the code generator.  It was a sixth
-/// of `llc`'s work on the fashion step (and IVUsers, its analysis, another
-/// 6%), most of it in loops where it found nothing to gain.  The one place
-/// it paid, the products' inner loop, now bumps its own pointers
-/// (MatMul.cpp), so the addresses are register plus constant without it.
-/// LLVM has no per-module switch for the pass, only this option of
-/// TargetPassConfig; GRADC_LLVM_OPTIONS=-disable-lsr=false turns it back
-/// on.  Set before parsing that variable, so it can override.
+/// of `llc`'s time on the fashion step (and IVUsers, its analysis, another
+/// 6%), most of it in loops where it found nothing to gain.  Where it paid,
+/// the lowering now emits its result itself: the products' inner loop
+/// bumps its own pointers (MatMul.cpp), an epilogue carries row pointers
+/// (Lowering.cpp), and RebaseAddressesPass takes the loop-invariant part
+/// out of a fused loop's addresses.  LLVM has no per-module switch for the
+/// pass, only this option of TargetPassConfig;
+/// GRADC_LLVM_OPTIONS=-disable-lsr=false turns it back on.  Set before
+/// parsing that variable, so that it can override.
 void setCodegenDefaults() {
   auto &options = cl::getRegisteredOptions();
   if (cl::Option *lsr = options.lookup("disable-lsr"))
@@ -77,7 +79,7 @@ bool initializeLLVM(std::string &error) {
     InitializeAllAsmParsers();
     setCodegenDefaults();
     // LLVM's own options, for experiments (as clang's -mllvm), e.g.
-    // GRADC_LLVM_OPTIONS="-disable-lsr"; part of the kernel cache's key.
+    // GRADC_LLVM_OPTIONS="-time-passes"; part of the kernel cache's key.
     // A stream for LLVM's complaints, so that an unknown option is gradc's
     // error rather than LLVM's exit(1) with advice about `gradc --help`.
     const char *argv[] = {"gradc"};

@@ -38,7 +38,11 @@ PreservedAnalyses RebaseAddressesPass::run(Function &fn, FunctionAnalysisManager
         continue;
       if (!loop->isLoopInvariant(invariant))
         std::swap(invariant, varying);
-      if (!loop->isLoopInvariant(invariant) || loop->isLoopInvariant(varying))
+      // A constant part stays: x86 adds it in the address (base + index *
+      // scale + displacement) for nothing, where a rebased pointer takes a
+      // register.
+      if (!loop->isLoopInvariant(invariant) || loop->isLoopInvariant(varying) ||
+          isa<Constant>(invariant))
         continue;
       // Defined outside the loop, `invariant` dominates the header, so the
       // preheader (its only way in) too.  The split halves are not marked

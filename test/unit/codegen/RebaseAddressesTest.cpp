@@ -24,7 +24,8 @@ namespace {
 
 /// A fused loop as the lowering makes them: task `t` covers elements
 /// [t * 64, t * 64 + 64) of %x and %y, each addressed as first + i; %w is
-/// addressed by i alone, %z by an index that varies in the outer loop only.
+/// addressed by i alone and by i + 5 (a constant part, which x86 adds in
+/// the address), %z by an index that varies in the outer loop only.
 const char *const kLoops = R"(
 define void @f(ptr %x, ptr %y, ptr %w, ptr %z, i64 %tasks) {
 entry:
@@ -42,8 +43,12 @@ loop:
   %wv = load float, ptr %wp
   %zp = getelementptr inbounds float, ptr %z, i64 %first
   %zv = load float, ptr %zp
+  %at3 = add nuw nsw i64 %i, 5
+  %cp = getelementptr inbounds float, ptr %w, i64 %at3
+  %cv = load float, ptr %cp
   %s = fadd float %xv, %wv
-  %s2 = fadd float %s, %zv
+  %s1 = fadd float %s, %cv
+  %s2 = fadd float %s1, %zv
   %at2 = add nuw nsw i64 %i, %first
   %yp = getelementptr inbounds float, ptr %y, i64 %at2
   store float %s2, ptr %yp
@@ -117,8 +122,10 @@ TEST(RebaseAddresses, SplitsTheInvariantPartIntoThePreheader) {
     EXPECT_EQ(base->getOperand(1)->getName(), "first") << name.str();
   }
   EXPECT_NE(access(fn, "xp")->getPointerOperand(), access(fn, "yp")->getPointerOperand());
-  // %w (index varies only) and %z (index invariant) are left as they were.
+  // %w (index varying only, or plus a constant) and %z (index invariant)
+  // are left as they were.
   EXPECT_EQ(access(fn, "wp")->getPointerOperand(), fn.getArg(2));
+  EXPECT_EQ(access(fn, "cp")->getPointerOperand(), fn.getArg(2));
   EXPECT_EQ(access(fn, "zp")->getPointerOperand(), fn.getArg(3));
   EXPECT_EQ(access(fn, "zp")->getOperand(1)->getName(), "first");
 }
