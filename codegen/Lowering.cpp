@@ -967,12 +967,18 @@ private:
       // bumped once a row, a bias through one to the tile's first column.
       // That is the form loop strength reduction would give these loops,
       // and the JIT leaves that pass off (Pipeline.cpp).
-      std::vector<bool> rowWise(captures, false);
-      std::vector<Value *> columnBase(captures, nullptr);
-      for (const auto &[node, s] : slot)
+      // (Slots in their own order, never the map's: the IR, and with it the
+      // kernel cache's key, must not depend on where nodes were allocated.)
+      std::vector<bool> rowWise(captures, false), columnWise(captures, false);
+      for (const auto &[node, s] : slot) {
         if (node->type.rank() == 2)
           rowWise[s] = true;
-        else if (node->type.rank() == 1 && !columnBase[s]) {
+        else if (node->type.rank() == 1)
+          columnWise[s] = true;
+      }
+      std::vector<Value *> columnBase(captures, nullptr);
+      for (size_t s = 0; s < captures; ++s)
+        if (columnWise[s]) {
           columnBase[s] = b_.CreateGEP(kb_.f32, bases[s], col, bases[s]->getName() + ".col");
           kb_.derive(columnBase[s], bases[s]);
         }
