@@ -108,27 +108,20 @@ Value *KernelBuilder::offset(Value *base, Value *iv, int64_t stride) {
 
 namespace {
 
-/// The phis of a loop's header, at the builder's insertion point: the
-/// induction variable from `begin`, and one per value in `init`, all
-/// entering from `pre`; `current` gets the carried values' phis.
-PHINode *headerPhis(IRBuilder<> &b, BasicBlock *pre, Value *begin, const std::string &name,
-                    ArrayRef<Value *> init, SmallVectorImpl<PHINode *> &phis,
-                    SmallVectorImpl<Value *> &current) {
-  PHINode *iv = b.CreatePHI(begin->getType(), 2, name);
-  iv->addIncoming(begin, pre);
+/// The phis of a loop's carried values, at the builder's insertion point
+/// in its header: one per value in `init`, entering from `pre`.
+SmallVector<PHINode *, 2> carriedPhis(IRBuilder<> &b, BasicBlock *pre, const std::string &name,
+                                      ArrayRef<Value *> init) {
+  SmallVector<PHINode *, 2> phis;
   for (Value *value : init) {
-    PHINode *phi = b.CreatePHI(value->getType(), 2, name + ".acc");
-    phi->addIncoming(value, pre);
-    phis.push_back(phi);
-    current.push_back(phi);
+    phis.push_back(b.CreatePHI(value->getType(), 2, name + ".acc"));
+    phis.back()->addIncoming(value, pre);
   }
-  return iv;
+  return phis;
 }
 
-/// The back edge from `latch`: the phis take `ivNext` and `next`.
-void closeLoop(BasicBlock *latch, PHINode *iv, Value *ivNext, ArrayRef<PHINode *> phis,
-               ArrayRef<Value *> next) {
-  iv->addIncoming(ivNext, latch);
+/// The back edge from `latch`: the carried values' phis take `next`.
+void closeLoop(BasicBlock *latch, ArrayRef<PHINode *> phis, ArrayRef<Value *> next) {
   for (size_t i = 0; i < phis.size(); ++i)
     phis[i]->addIncoming(next[i], latch);
 }
@@ -145,14 +138,15 @@ SmallVector<Value *, 2> KernelBuilder::loop(int64_t tripCount, const std::string
   BasicBlock *header = BasicBlock::Create(context, name + ".loop", function);
   b.CreateBr(header);
   b.SetInsertPoint(header);
-  SmallVector<PHINode *, 2> phis;
-  SmallVector<Value *, 2> current;
-  PHINode *iv = headerPhis(b, pre, index(0), name, init, phis, current);
-  SmallVector<Value *, 2> next = body(iv, current);
+  PHINode *iv = b.CreatePHI(i64, 2, name);
+  iv->addIncoming(index(0), pre);
+  SmallVector<PHINode *, 2> phis = carriedPhis(b, pre, name, init);
+  SmallVector<Value *, 2> next = body(iv, SmallVector<Value *, 2>(phis.begin(), phis.end()));
   Value *ivNext = b.CreateAdd(iv, index(1), name + ".next", true, true);
   Value *more = b.CreateICmpULT(ivNext, index(tripCount), name + ".more");
   BasicBlock *exit = BasicBlock::Create(context, name + ".end", function);
-  closeLoop(b.GetInsertBlock(), iv, ivNext, phis, next);
+  iv->addIncoming(ivNext, b.GetInsertBlock());
+  closeLoop(b.GetInsertBlock(), phis, next);
   b.CreateCondBr(more, header, exit);
   b.SetInsertPoint(exit);
   return next;
@@ -255,17 +249,36 @@ SmallVector<Value *, 2> KernelBuilder::loopRange(Value *begin, Value *end, int64
   BasicBlock *exit = BasicBlock::Create(context, name + ".end", function);
   b.CreateBr(header);
   b.SetInsertPoint(header);
-  SmallVector<PHINode *, 2> phis;
-  SmallVector<Value *, 2> current;
-  PHINode *iv = headerPhis(b, pre, begin, name, init, phis, current);
+  PHINode *iv = b.CreatePHI(i64, 2, name);
+  iv->addIncoming(begin, pre);
+  SmallVector<PHINode *, 2> phis = carriedPhis(b, pre, name, init);
+  SmallVector<Value *, 2> current(phis.begin(), phis.end());
   b.CreateCondBr(b.CreateICmpSLT(iv, end, name + ".more"), bodyBlock, exit);
   b.SetInsertPoint(bodyBlock);
   SmallVector<Value *, 2> next = body(iv, current);
   Value *ivNext = b.CreateAdd(iv, index(step), name + ".next", true, true);
-  closeLoop(b.GetInsertBlock(), iv, ivNext, phis, next);
+  iv->addIncoming(ivNext, b.GetInsertBlock());
+  closeLoop(b.GetInsertBlock(), phis, next);
   b.CreateBr(header);
   b.SetInsertPoint(exit);
   return current;
+}
+
+SmallVector<Value *, 2> KernelBuilder::loopWhile(const std::string &name, ArrayRef<Value *> init,
+                                                 CarriedBody body,
+                                                 function_ref<Value *(ArrayRef<Value *>)> more) {
+  BasicBlock *pre = b.GetInsertBlock();
+  BasicBlock *header = BasicBlock::Create(context, name + ".loop", function);
+  b.CreateBr(header);
+  b.SetInsertPoint(header);
+  SmallVector<PHINode *, 2> phis = carriedPhis(b, pre, name, init);
+  SmallVector<Value *, 2> next = body(nullptr, SmallVector<Value *, 2>(phis.begin(), phis.end()));
+  Value *again = more(next);
+  BasicBlock *exit = BasicBlock::Create(context, name + ".end", function);
+  closeLoop(b.GetInsertBlock(), phis, next);
+  b.CreateCondBr(again, header, exit);
+  b.SetInsertPoint(exit);
+  return next;
 }
 
 void KernelBuilder::ifThen(Value *condition, const std::string &name, function_ref<void()> then) {

@@ -69,6 +69,13 @@ public:
   void loop(int64_t tripCount, const std::string &name,
             llvm::function_ref<void(llvm::Value *iv)> body);
 
+  /// A loop with carried values and no counter (its body gets a null iv):
+  /// it runs again while `more`(the next values) is true, and at least
+  /// once.  For a loop whose end is best tested on a pointer it bumps.
+  llvm::SmallVector<llvm::Value *, 2>
+  loopWhile(const std::string &name, llvm::ArrayRef<llvm::Value *> init, CarriedBody body,
+            llvm::function_ref<llvm::Value *(llvm::ArrayRef<llvm::Value *> next)> more);
+
   /// for (iv = begin; iv < end; iv += step) with bounds known only at run
   /// time (a range of a parallel loop): top-tested, so it may run 0 times.
   void loopRange(llvm::Value *begin, llvm::Value *end, int64_t step, const std::string &name,

@@ -460,30 +460,22 @@ private:
       // The panel pointer is the loop's only counter: the loop ends when it
       // reaches the row after the last pair of steps.
       Value *panelEnd = gep(panel_, kb_.index(trips * unroll * nr));
-      BasicBlock *pre = b_.GetInsertBlock(), *body = block("l.loop");
-      b_.CreateBr(body);
-      b_.SetInsertPoint(body);
-      SmallVector<PHINode *, 32> phis;
-      for (Value *&value : result) {
-        phis.push_back(b_.CreatePHI(value->getType(), 2, name_ + ".acc"));
-        phis.back()->addIncoming(value, pre);
-        value = phis.back();
-      }
-      PHINode *aPhi = b_.CreatePHI(kb_.ptr, 2, name_ + ".a.at");
-      PHINode *panelPhi = b_.CreatePHI(kb_.ptr, 2, name_ + ".panel.at");
-      aPhi->addIncoming(aAt, pre);
-      panelPhi->addIncoming(panelAt, pre);
-      aAt = aPhi;
-      panelAt = panelPhi;
-      stepPair(result);
-      BasicBlock *latch = b_.GetInsertBlock();
-      for (size_t i = 0; i < phis.size(); ++i)
-        phis[i]->addIncoming(result[i], latch);
-      aPhi->addIncoming(aAt, latch);
-      panelPhi->addIncoming(panelAt, latch);
-      BasicBlock *exit = block("l.end");
-      b_.CreateCondBr(b_.CreateICmpNE(panelAt, panelEnd), body, exit);
-      b_.SetInsertPoint(exit);
+      SmallVector<Value *, 2> carried(result.begin(), result.end());
+      carried.append({aAt, panelAt});
+      carried = kb_.loopWhile(
+          name_ + ".l", carried,
+          [&](Value *, ArrayRef<Value *> current) {
+            SmallVector<Value *, 2> next(current.drop_back(2));
+            aAt = current[current.size() - 2];
+            panelAt = current.back();
+            stepPair(next);
+            next.append({aAt, panelAt});
+            return next;
+          },
+          [&](ArrayRef<Value *> next) { return b_.CreateICmpNE(next.back(), panelEnd); });
+      panelAt = carried.pop_back_val();
+      aAt = carried.pop_back_val();
+      result = carried;
     }
     for (int64_t u = 0; u < depth % unroll; ++u)
       step(aAt, panelAt, u, result);
