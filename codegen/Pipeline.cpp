@@ -56,15 +56,19 @@ namespace {
 /// pass, only this option of TargetPassConfig;
 /// GRADC_LLVM_OPTIONS=-disable-lsr=false turns it back on.  Set before
 /// parsing that variable, so that it can override.
+constexpr const char *kDisableLsr = "disable-lsr";
+
 void setCodegenDefaults() {
-  auto &options = cl::getRegisteredOptions();
-  if (cl::Option *lsr = options.lookup("disable-lsr"))
+  if (cl::Option *lsr = cl::getRegisteredOptions().lookup(kDisableLsr))
     static_cast<cl::opt<bool> *>(lsr)->setValue(true);
 }
 
 } // namespace
 
-const char *codegenDefaults() { return "-disable-lsr"; }
+const char *codegenDefaults() {
+  static const std::string line = std::string("-") + kDisableLsr;
+  return line.c_str();
+}
 
 bool initializeLLVM(std::string &error) {
   static std::once_flag once;
