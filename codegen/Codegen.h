@@ -32,7 +32,7 @@ struct CodegenOptions {
   int optLevel = 3;         ///< 0..3: the code generator's level, and the pipeline's
   Pipeline pipeline = Pipeline::Kernel;
   /// The Jit keeps compiled objects here, keyed by a hash of the kernel's
-  /// unoptimised IR, target and options; empty: no cache.
+  /// graph, the build of gradc and LLVM, target and options; empty: no cache.
   std::string cacheDir;
 };
 

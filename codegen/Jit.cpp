@@ -14,6 +14,7 @@
 #include "codegen/Partition.h"
 #include "codegen/Pipeline.h"
 #include "ir/Graph.h"
+#include "ir/Printer.h"
 #include "runtime/Abi.h"
 
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
@@ -39,7 +40,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
 #include <fmt/format.h>
+#include <link.h>
 
 namespace gradc::codegen {
 
@@ -156,36 +160,119 @@ struct KernelJob {
   CompileTimes times;
 };
 
-/// The cache file of a module: SHA-256 of everything that decides its
-/// object code (the unoptimised IR, target, CPU, features, -O level and
-/// pipeline, LLVM version, gradc's defaults for LLVM's options and the
-/// GRADC_LLVM_OPTIONS given to LLVM), so a
-/// hit is the object a compilation would produce.
-std::string cachePath(const std::string &dir, const Module &module, const TargetMachine &machine,
+/// What identifies the code that lowers and compiles a kernel: the GNU
+/// build ID of the object holding gradc's code generator and of the one
+/// holding LLVM's (the executable and libLLVM.so, or one object when LLVM
+/// is linked in), or, for an object built without one, its path, size and
+/// modification time.  A rebuilt gradc or an upgraded LLVM so keys its
+/// kernels afresh, whatever directory the caller keeps the cache in.
+std::string buildIdentity() {
+  struct Object {
+    uintptr_t base = 0;
+    std::string identity;
+  };
+  auto objectAt = [](const void *address) {
+    Object object;
+    Dl_info info;
+    if (::dladdr(address, &info) == 0)
+      return object;
+    object.base = reinterpret_cast<uintptr_t>(info.dli_fbase);
+    struct Search {
+      Object *object;
+    } search{&object};
+    ::dl_iterate_phdr(
+        [](dl_phdr_info *loaded, size_t, void *data) -> int {
+          Object &object = *static_cast<Search *>(data)->object;
+          // dladdr's base is where the object's first segment is mapped;
+          // dl_iterate_phdr's is the load bias (0 for a fixed executable).
+          uintptr_t lowest = UINTPTR_MAX;
+          for (int i = 0; i < loaded->dlpi_phnum; ++i)
+            if (loaded->dlpi_phdr[i].p_type == PT_LOAD)
+              lowest = std::min<uintptr_t>(
+                  lowest, loaded->dlpi_addr + (loaded->dlpi_phdr[i].p_vaddr & ~uintptr_t(0xfff)));
+          if (lowest != object.base)
+            return 0;
+          for (int i = 0; i < loaded->dlpi_phnum; ++i) {
+            const ElfW(Phdr) &header = loaded->dlpi_phdr[i];
+            if (header.p_type != PT_NOTE)
+              continue;
+            const char *note = reinterpret_cast<const char *>(loaded->dlpi_addr + header.p_vaddr);
+            const char *end = note + header.p_memsz;
+            while (note + sizeof(ElfW(Nhdr)) <= end) {
+              const auto *nhdr = reinterpret_cast<const ElfW(Nhdr) *>(note);
+              const char *name = note + sizeof(ElfW(Nhdr));
+              const char *desc = name + alignTo(nhdr->n_namesz, 4);
+              if (nhdr->n_type == NT_GNU_BUILD_ID && nhdr->n_namesz == 4 &&
+                  std::memcmp(name, "GNU", 4) == 0 && desc + nhdr->n_descsz <= end) {
+                object.identity = toHex(StringRef(desc, nhdr->n_descsz), /*LowerCase=*/true);
+                return 1;
+              }
+              note = desc + alignTo(nhdr->n_descsz, 4);
+            }
+          }
+          return 1; // the object, without a build ID
+        },
+        &search);
+    if (object.identity.empty() && info.dli_fname) {
+      // No build ID: the file's path, size and modification time.
+      std::string path = info.dli_fname;
+      if (path.empty() || path.find('/') == std::string::npos)
+        path = "/proc/self/exe"; // the executable, named as it was run
+      sys::fs::file_status status;
+      if (!sys::fs::status(path, status))
+        object.identity = fmt::format("{} {} {}", path, status.getSize(),
+                                      status.getLastModificationTime().time_since_epoch().count());
+    }
+    return object;
+  };
+  Object gradc = objectAt(reinterpret_cast<const void *>(&buildKernelModule));
+  Object llvm = objectAt(reinterpret_cast<const void *>(&sys::getProcessTriple));
+  if (gradc.identity.empty() || llvm.identity.empty())
+    return ""; // unknown: no cache
+  return gradc.base == llvm.base ? gradc.identity : gradc.identity + " " + llvm.identity;
+}
+
+/// The cache file of one part of a kernel: SHA-256 of everything that
+/// decides its object code.  That is the graph as text (without source
+/// locations, which the code does not depend on), the kernel's name, the
+/// part, the build of gradc and LLVM (buildIdentity: the lowering, the
+/// partition and the pipelines are their code), target, CPU, features,
+/// -O level and pipeline, gradc's defaults for LLVM's options and the
+/// GRADC_LLVM_OPTIONS given to LLVM.  So a hit is the object a compilation
+/// would produce, and it is known before any LLVM IR exists: a hit costs
+/// no lowering, and a miss no printing of the IR (keying on the printed
+/// unoptimised module was an eighth of a cold compile of the step).
+/// Empty when the build cannot be identified: no cache then.
+std::string cachePath(const std::string &dir, const KernelJob &job, const TargetMachine &machine,
                       const CodegenOptions &options) {
-  std::string text;
-  raw_string_ostream os(text);
-  module.print(os, nullptr);
-  os << "\n"
-     << machine.getTargetTriple().str() << "\n"
-     << machine.getTargetCPU() << "\n"
-     << machine.getTargetFeatureString() << "\n"
-     << options.optLevel << " " << static_cast<int>(options.pipeline) << "\n"
-     << LLVM_VERSION_STRING << "\n"
-     << codegenDefaults() << "\n";
+  static const std::string identity = buildIdentity();
+  if (identity.empty())
+    return "";
+  ir::PrintOptions printOptions;
+  printOptions.locations = false;
+  std::string text = ir::toString(*job.request->graph, printOptions);
+  text += fmt::format("\nkernel {} part {} of {}{}\n{}\n{}\n{}\n{}\n{} {}\n{}\n", job.request->name,
+                      job.part, job.parts, job.request->rarelyRun ? " rarely run" : "", identity,
+                      machine.getTargetTriple().str(), machine.getTargetCPU().str(),
+                      machine.getTargetFeatureString().str(), options.optLevel,
+                      static_cast<int>(options.pipeline), codegenDefaults());
   if (const char *llvmOptions = std::getenv("GRADC_LLVM_OPTIONS"))
-    os << llvmOptions << "\n";
-  os.flush();
+    text += fmt::format("{}\n", llvmOptions);
   SHA256 hash;
   hash.update(text);
   return fmt::format("{}/{}.o", dir, toHex(hash.final(), /*LowerCase=*/true));
 }
 
-/// A cached object if there is a readable, well-formed one.
+/// A cached object if there is a readable, well-formed one (or an empty
+/// file: a part of a kernel that has no code).
 bool readCachedObject(const std::string &path, std::vector<char> &object) {
   auto buffer = MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
   if (!buffer)
     return false;
+  if ((*buffer)->getBufferSize() == 0) {
+    object.clear();
+    return true;
+  }
   auto parsed = object::ObjectFile::createObjectFile((*buffer)->getMemBufferRef());
   if (!parsed) {
     consumeError(parsed.takeError());
@@ -224,31 +311,42 @@ void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
   std::unique_ptr<TargetMachine> machine = createTargetMachine(options, job.error);
   if (!machine)
     return;
+  const CodegenOptions passOptions = kernelOptions(options, job.request->rarelyRun);
+  std::string cached =
+      options.cacheDir.empty() ? "" : cachePath(options.cacheDir, job, *machine, passOptions);
+  if (!cached.empty() && readCachedObject(cached, job.object)) {
+    // The layout is decided without LLVM; the lowering would give the same.
+    if (!layoutKernel(*job.request->graph, job.request->name, job.layout, job.error))
+      return;
+    ++job.times.cached;
+    job.times.lowerMs = millisecondsSince(start);
+    return;
+  }
   LLVMContext context;
   std::unique_ptr<Module> module =
       buildKernelModule(*job.request->graph, job.request->name, context, job.layout, job.error);
   if (!module)
     return;
   configureModule(*module, *machine);
+  bool empty = false;
   if (job.parts > 1) {
     if (canPartition(*module))
       keepPartition(*module, job.symbol, job.part, job.parts);
     else if (job.part > 0)
-      return; // part 0 compiles it whole
-    if (std::all_of(module->begin(), module->end(),
-                    [](Function &fn) { return fn.isDeclaration(); }))
-      return; // fewer functions than parts: nothing left for this one
+      empty = true; // part 0 compiles it whole
+    empty = empty || std::all_of(module->begin(), module->end(),
+                                 [](Function &fn) { return fn.isDeclaration(); });
+  }
+  job.times.lowerMs = millisecondsSince(start);
+  if (empty) {
+    // Fewer functions than parts: nothing for this one.  Cached as an
+    // empty file, so a warm start does not lower the kernel to learn it.
+    if (!cached.empty())
+      writeCachedObject(cached, job.object);
+    return;
   }
   if (job.request->rarelyRun)
     markRarelyRun(*module);
-  const CodegenOptions passOptions = kernelOptions(options, job.request->rarelyRun);
-  std::string cached =
-      options.cacheDir.empty() ? "" : cachePath(options.cacheDir, *module, *machine, passOptions);
-  job.times.lowerMs = millisecondsSince(start);
-  if (!cached.empty() && readCachedObject(cached, job.object)) {
-    ++job.times.cached;
-    return;
-  }
   start = Clock::now();
   optimizeModule(*module, *machine, passOptions);
   job.times.optimizeMs = millisecondsSince(start);

@@ -55,9 +55,9 @@ std::string kernelCacheDir() {
     root = std::string(home) + "/.cache/gradc/kernels";
   if (root.empty())
     return root;
-  // One directory per build of gradc: the cache key covers the kernel's
-  // LLVM IR and the target, not the optimisation pipeline, which a rebuilt
-  // gradc may have changed.
+  // One directory per build of gradc, so the objects of old builds, which
+  // no key of this one can name (the key covers the build: codegen/Jit.cpp,
+  // cachePath), can be removed together.
   struct stat self;
   if (::stat("/proc/self/exe", &self) != 0)
     return "";
