@@ -6,8 +6,8 @@
 # two versions of the lowering; `gradc train --time-report` gives the times.
 #
 # The step is taken after gradc's LLVM passes (`gradc show --stage=llvm-opt`)
-# and compiled by llc -O3 -disable-lsr, as the JIT's code generator does in
-# process (codegen/Pipeline.cpp, setCodegenDefaults).
+# and compiled by llc -O3 -disable-lsr -disable-post-ra, as the JIT's code
+# generator does in process (codegen/Pipeline.cpp, setCodegenDefaults).
 # With --per-function, also the share of each function: the whole module's
 # count minus the count with that function's body removed (llvm-extract
 # --delete), one more callgrind run per function.  With --per-part, the
@@ -41,14 +41,17 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 count() { # instructions llc executes on $1
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$llvm/llc" -O3 -disable-lsr -filetype=obj "$1" \
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$llvm/llc" -O3 -disable-lsr -disable-post-ra -filetype=obj "$1" \
     -o /dev/null 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 
 # Everything the JIT does for the step, on one thread: lowering, gradc's
 # LLVM passes and llc's work (and printing the assembly, a few percent).
+# For the host's CPU by name: under valgrind the host looks like another
+# one (a Zen 3 like a Haswell), for which LLVM runs other passes.
+cpu=$("$llvm/llc" --version | sed -n 's/^ *Host CPU: *//p')
 all=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null build/bin/gradc show "$model" \
-  --stage=asm 2>&1 >/dev/null | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+  --stage=asm --cpu="${cpu:-host}" 2>&1 >/dev/null | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
 printf '%s: lowering, passes and machine code of the step %d M instructions\n' "$model" \
   $((all / 1000000))
 build/bin/gradc show "$model" --stage=llvm-opt >"$out/step.ll"

@@ -46,27 +46,41 @@ using namespace llvm;
 
 namespace {
 
-/// Loop strength reduction is off in the code generator.  It was a sixth
-/// of `llc`'s time on the fashion step (and IVUsers, its analysis, another
-/// 6%), most of it in loops where it found nothing to gain.  Where it paid,
-/// the lowering now emits its result itself: the products' inner loop
-/// bumps its own pointers (MatMul.cpp), an epilogue carries row pointers
-/// (Lowering.cpp), and RebaseAddressesPass takes the loop-invariant part
-/// out of a fused loop's addresses.  LLVM has no per-module switch for the
-/// pass, only this option of TargetPassConfig;
-/// GRADC_LLVM_OPTIONS=-disable-lsr=false turns it back on.  Set before
-/// parsing that variable, so that it can override.
-constexpr const char *kDisableLsr = "disable-lsr";
+/// Two of the code generator's passes are off, through the options of
+/// TargetPassConfig that turn them off (LLVM has no per-module switch).
+/// Both are set before GRADC_LLVM_OPTIONS is parsed, so that it can turn
+/// them back on (e.g. -disable-lsr=false).
+///
+/// Loop strength reduction was a sixth of `llc`'s time on the fashion step
+/// (and IVUsers, its analysis, another 6%), most of it in loops where it
+/// found nothing to gain.  Where it paid, the lowering now emits its result
+/// itself: the products' inner loop bumps its own pointers (MatMul.cpp), an
+/// epilogue carries row pointers (Lowering.cpp), and RebaseAddressesPass
+/// takes the loop-invariant part out of a fused loop's addresses.
+///
+/// The post-RA list scheduler, which LLVM runs at -O3 for this host's CPU
+/// (AMD Zen 3) and not at -O1, was 7% of `llc` on the fashion step: that
+/// is all the difference between -O1 and -O3 in the x86 code generator
+/// (the assembly is otherwise the same, to 8 lines of 3,900).  An
+/// out-of-order core reorders the instructions itself; the products ran
+/// at the same rate without it (README, "Choices beyond the brief").
+constexpr const char *kDisabledPasses[] = {"disable-lsr", "disable-post-ra"};
 
 void setCodegenDefaults() {
-  if (cl::Option *lsr = cl::getRegisteredOptions().lookup(kDisableLsr))
-    static_cast<cl::opt<bool> *>(lsr)->setValue(true);
+  for (const char *name : kDisabledPasses)
+    if (cl::Option *option = cl::getRegisteredOptions().lookup(name))
+      static_cast<cl::opt<bool> *>(option)->setValue(true);
 }
 
 } // namespace
 
 const char *codegenDefaults() {
-  static const std::string line = std::string("-") + kDisableLsr;
+  static const std::string line = [] {
+    std::string options;
+    for (const char *name : kDisabledPasses)
+      options += std::string(options.empty() ? "-" : " -") + name;
+    return options;
+  }();
   return line.c_str();
 }
 

@@ -149,15 +149,17 @@ TEST(RebaseAddresses, SharesOneRebasedPointerPerBaseAndOffset) {
 
 /// The pass stands in for loop strength reduction, which gradc turns off
 /// in LLVM's code generator (Pipeline.cpp) unless GRADC_LLVM_OPTIONS says
-/// otherwise.
+/// otherwise; so is the post-RA scheduler.
 TEST(RebaseAddresses, CodeGeneratorRunsWithoutLoopStrengthReduction) {
   std::string error;
   ASSERT_TRUE(gradc::codegen::initializeLLVM(error)) << error;
-  cl::Option *lsr = cl::getRegisteredOptions().lookup("disable-lsr");
-  ASSERT_TRUE(lsr);
-  if (std::getenv("GRADC_LLVM_OPTIONS") == nullptr)
-    EXPECT_TRUE(static_cast<cl::opt<bool> *>(lsr)->getValue());
-  EXPECT_STREQ(gradc::codegen::codegenDefaults(), "-disable-lsr");
+  for (const char *name : {"disable-lsr", "disable-post-ra"}) {
+    cl::Option *option = cl::getRegisteredOptions().lookup(name);
+    ASSERT_TRUE(option) << name;
+    if (std::getenv("GRADC_LLVM_OPTIONS") == nullptr)
+      EXPECT_TRUE(static_cast<cl::opt<bool> *>(option)->getValue()) << name;
+  }
+  EXPECT_STREQ(gradc::codegen::codegenDefaults(), "-disable-lsr -disable-post-ra");
 }
 
 } // namespace
