@@ -565,6 +565,7 @@ void defineMatMul(Function &decl, const MatMulGeometry &g, Function *epilogue,
                          GlobalValue::InternalLinkage, decl.getName() + ".range", module);
     range->addFnAttr(Attribute::NoInline);
     range->addFnAttr(Attribute::NoUnwind);
+    range->addFnAttr(kLoopsLaidOut);
     for (unsigned i = 0; i < 3; ++i)
       range->addParamAttr(i, Attribute::NoAlias);
     TileEmitter emitter(plan, range, name, epilogue, capturesC);
@@ -591,6 +592,7 @@ void defineMatMul(Function &decl, const MatMulGeometry &g, Function *epilogue,
       Function::Create(FunctionType::get(voidTy, {ptr, i64, i64}, false),
                        GlobalValue::InternalLinkage, decl.getName() + ".tasks", module);
   tasks->addFnAttr(Attribute::NoUnwind);
+  tasks->addFnAttr(kLoopsLaidOut);
   {
     TileEmitter emitter(plan, tasks, name, epilogue, capturesC);
     IRBuilder<> &tb = emitter.entry();

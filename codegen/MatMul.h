@@ -60,6 +60,12 @@ void emitMatMul(KernelBuilder &kb, const std::string &name, const MatMulGeometry
                 llvm::Value *c, llvm::Value *a, llvm::Value *b,
                 const MatMulEpilogue *epilogue = nullptr);
 
+/// The attribute of the functions that hold a product's code (its tasks or
+/// its range): their loops are laid out as they should run, with their
+/// invariants where they belong, so the kernel pipeline does not run LICM
+/// on them (Pipeline.cpp).
+inline constexpr const char *kLoopsLaidOut = "gradc-loops-laid-out";
+
 /// Defines every function emitMatMul declared in `module`, for `machine`.
 void defineMatMuls(llvm::Module &module, llvm::TargetMachine &machine);
 
