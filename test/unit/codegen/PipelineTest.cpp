@@ -1,19 +1,15 @@
 //===- test/unit/codegen/PipelineTest.cpp - The kernel pass pipeline ------===//
 #include "codegen/Pipeline.h"
+#include "ParseIR.h"
 #include "codegen/Codegen.h"
 #include "codegen/MatMul.h"
 
-#include <llvm/AsmParser/Parser.h>
 #include <llvm/IR/Instructions.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
-#include <llvm/Support/SourceMgr.h>
-#include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 
 #include <gtest/gtest.h>
-
-#include <string>
 
 using namespace llvm;
 
@@ -73,14 +69,8 @@ std::pair<BasicBlock *, BasicBlock *> blocksOf(Function &fn) {
 TEST(KernelPipeline, HoistsInvariantsExceptInProductFunctions) {
   ASSERT_STREQ(gradc::codegen::kLoopsLaidOut, "gradc-loops-laid-out");
   LLVMContext context;
-  SMDiagnostic diagnostic;
-  std::unique_ptr<Module> module = parseAssemblyString(kLoops, diagnostic, context);
-  if (!module) {
-    std::string text;
-    raw_string_ostream os(text);
-    diagnostic.print("kLoops", os);
-    FAIL() << text;
-  }
+  std::unique_ptr<Module> module = gradc::test::parseIR(kLoops, "kLoops", context);
+  ASSERT_TRUE(module);
   gradc::codegen::CodegenOptions options;
   std::string error;
   std::unique_ptr<TargetMachine> machine = gradc::codegen::createTargetMachine(options, error);

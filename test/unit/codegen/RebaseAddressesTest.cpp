@@ -1,16 +1,15 @@
 //===- test/unit/codegen/RebaseAddressesTest.cpp - Invariant address parts -===//
 #include "codegen/RebaseAddresses.h"
+#include "ParseIR.h"
 #include "codegen/Pipeline.h"
 
 #include <llvm/Analysis/LoopAnalysisManager.h>
-#include <llvm/AsmParser/Parser.h>
 #include <llvm/IR/Instructions.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/CommandLine.h>
-#include <llvm/Support/SourceMgr.h>
 #include <llvm/Support/raw_ostream.h>
 
 #include <gtest/gtest.h>
@@ -65,15 +64,7 @@ done:
 )";
 
 std::unique_ptr<Module> parse(LLVMContext &context) {
-  SMDiagnostic diagnostic;
-  std::unique_ptr<Module> module = parseAssemblyString(kLoops, diagnostic, context);
-  if (!module) {
-    std::string text;
-    raw_string_ostream os(text);
-    diagnostic.print("kLoops", os);
-    ADD_FAILURE() << text;
-  }
-  return module;
+  return gradc::test::parseIR(kLoops, "kLoops", context);
 }
 
 void rebase(Module &module) {
