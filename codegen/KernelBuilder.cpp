@@ -129,7 +129,8 @@ void closeLoop(BasicBlock *latch, ArrayRef<PHINode *> phis, ArrayRef<Value *> ne
 } // namespace
 
 SmallVector<Value *, 2> KernelBuilder::loop(int64_t tripCount, const std::string &name,
-                                            ArrayRef<Value *> init, CarriedBody body) {
+                                            ArrayRef<Value *> init, CarriedBody body,
+                                            bool vectorize) {
   if (tripCount == 1)
     return body(index(0), init);
   // Shapes have positive dimensions, so the body runs at least once: a
@@ -147,17 +148,29 @@ SmallVector<Value *, 2> KernelBuilder::loop(int64_t tripCount, const std::string
   BasicBlock *exit = BasicBlock::Create(context, name + ".end", function);
   iv->addIncoming(ivNext, b.GetInsertBlock());
   closeLoop(b.GetInsertBlock(), phis, next);
-  b.CreateCondBr(more, header, exit);
+  BranchInst *latch = b.CreateCondBr(more, header, exit);
+  if (!vectorize) {
+    // A loop ID (distinct, naming itself) with the vectoriser's hint.
+    Metadata *hint[] = {MDString::get(context, "llvm.loop.vectorize.enable"),
+                        ConstantAsMetadata::get(b.getFalse())};
+    Metadata *operands[] = {nullptr, MDNode::get(context, hint)};
+    MDNode *id = MDNode::getDistinct(context, operands);
+    id->replaceOperandWith(0, id);
+    latch->setMetadata(LLVMContext::MD_loop, id);
+  }
   b.SetInsertPoint(exit);
   return next;
 }
 
 void KernelBuilder::loop(int64_t tripCount, const std::string &name,
-                         function_ref<void(Value *iv)> body) {
-  loop(tripCount, name, {}, [&](Value *iv, ArrayRef<Value *>) {
-    body(iv);
-    return SmallVector<Value *, 2>{};
-  });
+                         function_ref<void(Value *iv)> body, bool vectorize) {
+  loop(
+      tripCount, name, {},
+      [&](Value *iv, ArrayRef<Value *>) {
+        body(iv);
+        return SmallVector<Value *, 2>{};
+      },
+      vectorize);
 }
 
 void KernelBuilder::parallelFor(int64_t tasks, const std::string &name, ArrayRef<Value *> captures,

@@ -64,10 +64,13 @@ public:
   /// the next ones; the result is their values after the loop.  The
   /// induction variable is named `name`, the loop's blocks `name`.loop and
   /// `name`.end.  A trip count of 1 emits the body once, without a loop.
+  /// With `vectorize` false, the loop vectoriser leaves the loop alone
+  /// (for a scatter, which it would widen into scalar stores and more).
   llvm::SmallVector<llvm::Value *, 2> loop(int64_t tripCount, const std::string &name,
-                                           llvm::ArrayRef<llvm::Value *> init, CarriedBody body);
+                                           llvm::ArrayRef<llvm::Value *> init, CarriedBody body,
+                                           bool vectorize = true);
   void loop(int64_t tripCount, const std::string &name,
-            llvm::function_ref<void(llvm::Value *iv)> body);
+            llvm::function_ref<void(llvm::Value *iv)> body, bool vectorize = true);
 
   /// A loop with carried values and no counter (its body gets a null iv):
   /// it runs again while `more`(the next values) is true, and at least

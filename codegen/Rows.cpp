@@ -110,11 +110,17 @@ void emitCrossEntropy(KernelBuilder &kb, const std::string &name, const RowMatri
 void emitOneHot(KernelBuilder &kb, const std::string &name, Value *labels,
                 const std::string &labelsName, int64_t rows, int64_t classes, Value *out) {
   kb.zero(out, rows * classes * 4);
-  kb.loop(rows, name + ".row", [&](Value *row) {
-    Value *at = kb.b.CreateAdd(rowStart(kb, row, classes),
-                               clampedLabel(kb, labels, labelsName, row, classes), "", true, true);
-    kb.store(kb.f32Const(1.0), out, at);
-  });
+  // A scatter: widened, each lane's label is loaded, clamped and stored
+  // on its own anyway (the fashion step's largest vector loop, 85 lines).
+  kb.loop(
+      rows, name + ".row",
+      [&](Value *row) {
+        Value *at =
+            kb.b.CreateAdd(rowStart(kb, row, classes),
+                           clampedLabel(kb, labels, labelsName, row, classes), "", true, true);
+        kb.store(kb.f32Const(1.0), out, at);
+      },
+      /*vectorize=*/false);
 }
 
 } // namespace gradc::codegen
