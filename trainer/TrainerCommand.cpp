@@ -27,6 +27,17 @@ std::vector<std::string> splitCommas(const std::string &text) {
   return parts;
 }
 
+/// Whether --data names a kind of data set that loadDataSource knows.
+bool knownDataSet(const std::string &spec, std::string &error) {
+  if (spec == "synthetic" || spec == "fashion-mnist" || spec.starts_with("idx:") ||
+      spec.starts_with("csv:"))
+    return true;
+  error = fmt::format("unknown data set '{}'; expected synthetic, fashion-mnist, idx:DIR or "
+                      "csv:TRAIN.csv[,TEST.csv]",
+                      spec);
+  return false;
+}
+
 } // namespace
 
 void addDataOptions(po::options_description &options) {
@@ -66,6 +77,9 @@ void addTrainOptions(po::options_description &options) {
 bool dataSourceFrom(const po::variables_map &values, uint64_t seed, DataSource &source,
                     std::string &error) {
   source.spec = values["data"].as<std::string>();
+  // Checked here, before the kernels compile, not once the data loads.
+  if (!knownDataSet(source.spec, error))
+    return false;
   if (values.count("label"))
     source.labels = splitCommas(values["label"].as<std::string>());
   source.examples = values["examples"].as<int64_t>();
@@ -173,10 +187,7 @@ bool loadDataSource(const DataSource &source, const rt::DataShape &shape, rt::Tr
                               shape.intTargets, split, error))
       return false;
   } else {
-    error = fmt::format("unknown data set '{}'; expected synthetic, fashion-mnist, idx:DIR or "
-                        "csv:TRAIN.csv[,TEST.csv]",
-                        spec);
-    return false;
+    return knownDataSet(spec, error);
   }
   return rt::checkDataFits(split.train, "", shape, error) &&
          (split.test.empty() || rt::checkDataFits(split.test, "", shape, error));
