@@ -41,7 +41,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <dlfcn.h>
 #include <fmt/format.h>
 #include <link.h>
 
@@ -167,31 +166,30 @@ struct KernelJob {
 /// modification time.  A rebuilt gradc or an upgraded LLVM so keys its
 /// kernels afresh, whatever directory the caller keeps the cache in.
 std::string buildIdentity() {
-  struct Object {
-    uintptr_t base = 0;
-    std::string identity;
+  struct Search {
+    uintptr_t address = 0;
+    bool found = false;
+    std::string identity, path;
   };
   auto objectAt = [](const void *address) {
-    Object object;
-    Dl_info info;
-    if (::dladdr(address, &info) == 0)
-      return object;
-    object.base = reinterpret_cast<uintptr_t>(info.dli_fbase);
-    struct Search {
-      Object *object;
-    } search{&object};
+    Search search;
+    search.address = reinterpret_cast<uintptr_t>(address);
     ::dl_iterate_phdr(
         [](dl_phdr_info *loaded, size_t, void *data) -> int {
-          Object &object = *static_cast<Search *>(data)->object;
-          // dladdr's base is where the object's first segment is mapped;
-          // dl_iterate_phdr's is the load bias (0 for a fixed executable).
-          uintptr_t lowest = UINTPTR_MAX;
-          for (int i = 0; i < loaded->dlpi_phnum; ++i)
-            if (loaded->dlpi_phdr[i].p_type == PT_LOAD)
-              lowest = std::min<uintptr_t>(
-                  lowest, loaded->dlpi_addr + (loaded->dlpi_phdr[i].p_vaddr & ~uintptr_t(0xfff)));
-          if (lowest != object.base)
-            return 0;
+          Search &search = *static_cast<Search *>(data);
+          bool holds = false;
+          for (int i = 0; i < loaded->dlpi_phnum; ++i) {
+            const ElfW(Phdr) &header = loaded->dlpi_phdr[i];
+            uintptr_t begin = loaded->dlpi_addr + header.p_vaddr;
+            holds = holds || (header.p_type == PT_LOAD && search.address >= begin &&
+                              search.address < begin + header.p_memsz);
+          }
+          if (!holds)
+            return 0; // not this object: go on
+          search.found = true;
+          // The executable is listed without a name.
+          search.path =
+              loaded->dlpi_name && *loaded->dlpi_name ? loaded->dlpi_name : "/proc/self/exe";
           for (int i = 0; i < loaded->dlpi_phnum; ++i) {
             const ElfW(Phdr) &header = loaded->dlpi_phdr[i];
             if (header.p_type != PT_NOTE)
@@ -204,32 +202,26 @@ std::string buildIdentity() {
               const char *desc = name + alignTo(nhdr->n_namesz, 4);
               if (nhdr->n_type == NT_GNU_BUILD_ID && nhdr->n_namesz == 4 &&
                   std::memcmp(name, "GNU", 4) == 0 && desc + nhdr->n_descsz <= end) {
-                object.identity = toHex(StringRef(desc, nhdr->n_descsz), /*LowerCase=*/true);
+                search.identity = toHex(StringRef(desc, nhdr->n_descsz), /*LowerCase=*/true);
                 return 1;
               }
               note = desc + alignTo(nhdr->n_descsz, 4);
             }
           }
-          return 1; // the object, without a build ID
+          return 1; // found, without a build ID
         },
         &search);
-    if (object.identity.empty() && info.dli_fname) {
-      // No build ID: the file's path, size and modification time.
-      std::string path = info.dli_fname;
-      if (path.empty() || path.find('/') == std::string::npos)
-        path = "/proc/self/exe"; // the executable, named as it was run
-      sys::fs::file_status status;
-      if (!sys::fs::status(path, status))
-        object.identity = fmt::format("{} {} {}", path, status.getSize(),
-                                      status.getLastModificationTime().time_since_epoch().count());
-    }
-    return object;
+    sys::fs::file_status status;
+    if (search.found && search.identity.empty() && !sys::fs::status(search.path, status))
+      search.identity = fmt::format("{} {} {}", search.path, status.getSize(),
+                                    status.getLastModificationTime().time_since_epoch().count());
+    return search.identity;
   };
-  Object gradc = objectAt(reinterpret_cast<const void *>(&buildKernelModule));
-  Object llvm = objectAt(reinterpret_cast<const void *>(&sys::getProcessTriple));
-  if (gradc.identity.empty() || llvm.identity.empty())
+  std::string gradc = objectAt(reinterpret_cast<const void *>(&buildKernelModule));
+  std::string llvm = objectAt(reinterpret_cast<const void *>(&sys::getProcessTriple));
+  if (gradc.empty() || llvm.empty())
     return ""; // unknown: no cache
-  return gradc.base == llvm.base ? gradc.identity : gradc.identity + " " + llvm.identity;
+  return gradc == llvm ? gradc : gradc + " " + llvm;
 }
 
 /// The cache file of one part of a kernel: SHA-256 of everything that
@@ -339,8 +331,9 @@ void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
   }
   job.times.lowerMs = millisecondsSince(start);
   if (empty) {
-    // Fewer functions than parts: nothing for this one.  Cached as an
-    // empty file, so a warm start does not lower the kernel to learn it.
+    // No code for this part (a kernel of one function, which part 0
+    // compiles whole).  Cached as an empty file, so a warm start does not
+    // lower the kernel to learn that.
     if (!cached.empty())
       writeCachedObject(cached, job.object);
     return;

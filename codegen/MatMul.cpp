@@ -555,9 +555,9 @@ void defineMatMul(Function &decl, const MatMulGeometry &g, Function *epilogue,
     // too, it made the kernel's entry function the largest piece of the
     // step for the two compile threads (codegen/Partition.h) to share: the
     // fashion step's larger part was 262 M instructions of llc against
-    // 232, and is 251 against 249 with this one apart (bench/
-    // compile_cost.sh --per-part).  The captures are disjoint from C, A
-    // and B.
+    // 232, and became 251 against 249 with this one apart (bench/
+    // compile_cost.sh --per-part, session 12).  The captures are disjoint
+    // from C, A and B.
     SmallVector<Type *, 12> rangeParams = {ptr, ptr, ptr, i64, i64};
     rangeParams.append(captures, ptr);
     Function *range =
