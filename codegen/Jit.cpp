@@ -255,13 +255,17 @@ std::string cachePath(const std::string &dir, const KernelJob &job, const Target
   return fmt::format("{}/{}.o", dir, toHex(hash.final(), /*LowerCase=*/true));
 }
 
-/// A cached object if there is a readable, well-formed one (or an empty
-/// file: a part of a kernel that has no code).
+/// What the cache holds for a part of a kernel that has no code: a line
+/// of text, so that a damaged (say, emptied) object is not taken for it.
+constexpr StringLiteral kNoCode = "gradc: this part of the kernel has no code\n";
+
+/// A cached object if there is a readable, well-formed one, or the
+/// kNoCode note (`object` left empty).
 bool readCachedObject(const std::string &path, std::vector<char> &object) {
   auto buffer = MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
   if (!buffer)
     return false;
-  if ((*buffer)->getBufferSize() == 0) {
+  if ((*buffer)->getBuffer() == kNoCode) {
     object.clear();
     return true;
   }
@@ -274,9 +278,9 @@ bool readCachedObject(const std::string &path, std::vector<char> &object) {
   return true;
 }
 
-/// Stores an object under `path` through a temporary file and a rename, so
-/// a concurrent reader sees the whole file or none.  Best effort: a cache
-/// that cannot be written is only slower.
+/// Stores an object (kNoCode for an empty one) under `path` through a
+/// temporary file and a rename, so a concurrent reader sees the whole file
+/// or none.  Best effort: a cache that cannot be written is only slower.
 void writeCachedObject(const std::string &path, const std::vector<char> &object) {
   std::error_code ec = sys::fs::create_directories(sys::path::parent_path(path));
   if (ec)
@@ -286,7 +290,10 @@ void writeCachedObject(const std::string &path, const std::vector<char> &object)
     raw_fd_ostream out(temporary, ec, sys::fs::OF_None);
     if (ec)
       return;
-    out.write(object.data(), object.size());
+    if (object.empty())
+      out << kNoCode;
+    else
+      out.write(object.data(), object.size());
     out.close();
     if (out.has_error()) {
       out.clear_error();
@@ -332,7 +339,7 @@ void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
   job.times.lowerMs = millisecondsSince(start);
   if (empty) {
     // No code for this part (a kernel of one function, which part 0
-    // compiles whole).  Cached as an empty file, so a warm start does not
+    // compiles whole).  Cached as such (kNoCode), so a warm start does not
     // lower the kernel to learn that.
     if (!cached.empty())
       writeCachedObject(cached, job.object);
