@@ -28,7 +28,6 @@
 #include <llvm/TargetParser/SubtargetFeature.h>
 
 #include <llvm/ADT/StringExtras.h>
-#include <llvm/Config/llvm-config.h>
 #include <llvm/Object/ObjectFile.h>
 #include <llvm/Support/FileSystem.h>
 #include <llvm/Support/MemoryBuffer.h>
@@ -38,6 +37,7 @@
 #include <llvm/Support/raw_ostream.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -194,18 +194,28 @@ std::string buildIdentity() {
             const ElfW(Phdr) &header = loaded->dlpi_phdr[i];
             if (header.p_type != PT_NOTE)
               continue;
+            // Notes: a header, the name and the description, each padded
+            // to the segment's alignment (4, or 8 for some); sizes are
+            // checked against what is left before any pointer moves.
             const char *note = reinterpret_cast<const char *>(loaded->dlpi_addr + header.p_vaddr);
-            const char *end = note + header.p_memsz;
-            while (note + sizeof(ElfW(Nhdr)) <= end) {
+            const uint64_t align = header.p_align == 8 ? 8 : 4;
+            uint64_t left = header.p_memsz;
+            while (left >= sizeof(ElfW(Nhdr))) {
               const auto *nhdr = reinterpret_cast<const ElfW(Nhdr) *>(note);
+              const uint64_t nameBytes = alignTo(nhdr->n_namesz, align);
+              const uint64_t descBytes = alignTo(nhdr->n_descsz, align);
+              if (nameBytes > left - sizeof(ElfW(Nhdr)) ||
+                  descBytes > left - sizeof(ElfW(Nhdr)) - nameBytes)
+                break; // malformed: no build ID from this segment
               const char *name = note + sizeof(ElfW(Nhdr));
-              const char *desc = name + alignTo(nhdr->n_namesz, 4);
+              const char *desc = name + nameBytes;
               if (nhdr->n_type == NT_GNU_BUILD_ID && nhdr->n_namesz == 4 &&
-                  std::memcmp(name, "GNU", 4) == 0 && desc + nhdr->n_descsz <= end) {
+                  std::memcmp(name, "GNU", 4) == 0) {
                 search.identity = toHex(StringRef(desc, nhdr->n_descsz), /*LowerCase=*/true);
                 return 1;
               }
-              note = desc + alignTo(nhdr->n_descsz, 4);
+              note = desc + descBytes;
+              left -= sizeof(ElfW(Nhdr)) + nameBytes + descBytes;
             }
           }
           return 1; // found, without a build ID
@@ -229,12 +239,17 @@ std::string buildIdentity() {
 /// locations, which the code does not depend on), the kernel's name, the
 /// part, the build of gradc and LLVM (buildIdentity: the lowering, the
 /// partition and the pipelines are their code), target, CPU, features,
-/// -O level and pipeline, gradc's defaults for LLVM's options and the
-/// GRADC_LLVM_OPTIONS given to LLVM.  So a hit is the object a compilation
-/// would produce, and it is known before any LLVM IR exists: a hit costs
-/// no lowering, and a miss no printing of the IR (keying on the printed
-/// unoptimised module was an eighth of a cold compile of the step).
-/// Empty when the build cannot be identified: no cache then.
+/// the code generator's level (the machine's: a rarely-run kernel's
+/// passes run at -O0 under it), the pipeline's level and kind, gradc's
+/// defaults for LLVM's options and the GRADC_LLVM_OPTIONS given to LLVM.
+/// So a hit is the object a compilation would produce, and it is known
+/// before any LLVM IR exists: a hit costs no lowering, and a miss no
+/// printing of the IR (keying on the printed unoptimised module was an
+/// eighth of a cold compile of the step).  The parts of one kernel may
+/// come from different processes, one from the cache and one compiled:
+/// that relies on the lowering and the cut being the same in every
+/// process (no order from addresses; Partition.h).  Empty when the build
+/// cannot be identified: no cache then.
 std::string cachePath(const std::string &dir, const KernelJob &job, const TargetMachine &machine,
                       const CodegenOptions &options) {
   static const std::string identity = buildIdentity();
@@ -243,11 +258,12 @@ std::string cachePath(const std::string &dir, const KernelJob &job, const Target
   ir::PrintOptions printOptions;
   printOptions.locations = false;
   std::string text = ir::toString(*job.request->graph, printOptions);
-  text += fmt::format("\nkernel {} part {} of {}{}\n{}\n{}\n{}\n{}\n{} {}\n{}\n", job.request->name,
-                      job.part, job.parts, job.request->rarelyRun ? " rarely run" : "", identity,
-                      machine.getTargetTriple().str(), machine.getTargetCPU().str(),
-                      machine.getTargetFeatureString().str(), options.optLevel,
-                      static_cast<int>(options.pipeline), codegenDefaults());
+  text +=
+      fmt::format("\nkernel {} part {} of {}{}\n{}\n{}\n{}\n{}\n{} {} {}\n{}\n", job.request->name,
+                  job.part, job.parts, job.request->rarelyRun ? " rarely run" : "", identity,
+                  machine.getTargetTriple().str(), machine.getTargetCPU().str(),
+                  machine.getTargetFeatureString().str(), static_cast<int>(machine.getOptLevel()),
+                  options.optLevel, static_cast<int>(options.pipeline), codegenDefaults());
   if (const char *llvmOptions = std::getenv("GRADC_LLVM_OPTIONS"))
     text += fmt::format("{}\n", llvmOptions);
   SHA256 hash;
@@ -285,7 +301,10 @@ void writeCachedObject(const std::string &path, const std::vector<char> &object)
   std::error_code ec = sys::fs::create_directories(sys::path::parent_path(path));
   if (ec)
     return;
-  std::string temporary = fmt::format("{}.tmp-{}", path, sys::Process::getProcessId());
+  // Unique to this process and this write: two jobs of one process may
+  // store the same key at once.
+  static std::atomic<uint64_t> writes{0};
+  std::string temporary = fmt::format("{}.tmp-{}-{}", path, sys::Process::getProcessId(), writes++);
   {
     raw_fd_ostream out(temporary, ec, sys::fs::OF_None);
     if (ec)
@@ -338,9 +357,9 @@ void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
   }
   job.times.lowerMs = millisecondsSince(start);
   if (empty) {
-    // No code for this part (a kernel of one function, which part 0
-    // compiles whole).  Cached as such (kNoCode), so a warm start does not
-    // lower the kernel to learn that.
+    // No code for this part: fewer functions than parts, or a kernel
+    // that cannot be cut (canPartition), which part 0 compiles whole.  Cached as such (kNoCode), so
+    // a warm start does not lower the kernel to learn that.
     if (!cached.empty())
       writeCachedObject(cached, job.object);
     return;
@@ -428,7 +447,7 @@ bool Jit::addKernels(const std::vector<KernelRequest> &requests, std::string &er
   }
   for (KernelJob &job : jobs) {
     if (job.object.empty())
-      continue; // a part of a kernel that could not be cut
+      continue; // a part with no code (see compileKernelJob)
     auto buffer = MemoryBuffer::getMemBufferCopy(StringRef(job.object.data(), job.object.size()),
                                                  fmt::format("{}.part{}", job.symbol, job.part));
     if (Error e = impl_->jit->addObjectFile(*dylib, std::move(buffer))) {

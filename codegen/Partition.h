@@ -3,15 +3,18 @@
 // Instruction selection and register allocation of a training step's
 // module take most of the JIT's time, one function after another on one
 // thread, while the other core idles.  The functions of a kernel module
-// compile independently (the matrix products' bodies are alwaysinline and
-// go into each caller), so the module can be cut: every part is lowered
+// compile independently (its entry, the products' task and range
+// functions, the epilogues and fused loops; only the products' small
+// wrappers are alwaysinline and go into each caller), so the module can
+// be cut: every part is lowered
 // from the same graph in its own LLVMContext, keeps the definitions of its
 // share of the functions and declares the others, and compiles on its own
 // thread to an object that ORC links with the others.
 //
-// The cut depends on the module alone, never on the thread count, and
-// each function is compiled with the same passes whichever part holds it:
-// kernels compute the same bits either way.
+// The cut depends on the module alone, never on the thread count or the
+// process, and each function is compiled with the same passes whichever
+// part holds it: kernels compute the same bits either way, and the kernel
+// cache may link a part compiled now with one an earlier process stored.
 //
 //===----------------------------------------------------------------------===//
 #pragma once

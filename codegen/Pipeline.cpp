@@ -63,7 +63,9 @@ namespace {
 /// is all the difference between -O1 and -O3 in the x86 code generator
 /// (the assembly is otherwise the same, to 8 lines of 3,900).  An
 /// out-of-order core reorders the instructions itself; the products ran
-/// at the same rate without it (README, "Choices beyond the brief").
+/// at the same rate without it (README, "Choices beyond the brief").  It
+/// is off for `gradc build --cpu=` an in-order core too, where it may
+/// matter: GRADC_LLVM_OPTIONS=-disable-post-ra=false for such a target.
 constexpr const char *kDisabledPasses[] = {"disable-lsr", "disable-post-ra"};
 
 void setCodegenDefaults() {

@@ -187,7 +187,8 @@ bool loadDataSource(const DataSource &source, const rt::DataShape &shape, rt::Tr
                               shape.intTargets, split, error))
       return false;
   } else {
-    return knownDataSet(spec, error);
+    knownDataSet(spec, error); // says which kinds there are
+    return false;
   }
   return rt::checkDataFits(split.train, "", shape, error) &&
          (split.test.empty() || rt::checkDataFits(split.test, "", shape, error));
