@@ -28,6 +28,7 @@
 #include <llvm/TargetParser/SubtargetFeature.h>
 
 #include <llvm/ADT/StringExtras.h>
+#include <llvm/Config/llvm-config.h>
 #include <llvm/Object/ObjectFile.h>
 #include <llvm/Support/FileSystem.h>
 #include <llvm/Support/MemoryBuffer.h>
@@ -231,7 +232,9 @@ std::string buildIdentity() {
   std::string llvm = objectAt(reinterpret_cast<const void *>(&sys::getProcessTriple));
   if (gradc.empty() || llvm.empty())
     return ""; // unknown: no cache
-  return gradc == llvm ? gradc : gradc + " " + llvm;
+  // LLVM's version too, should the address taken above resolve to a stub
+  // in the executable rather than to libLLVM itself.
+  return (gradc == llvm ? gradc : gradc + " " + llvm) + " LLVM " LLVM_VERSION_STRING;
 }
 
 /// The cache file of one part of a kernel: SHA-256 of everything that
