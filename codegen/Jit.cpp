@@ -232,8 +232,9 @@ std::string buildIdentity() {
   std::string llvm = objectAt(reinterpret_cast<const void *>(&sys::getProcessTriple));
   if (gradc.empty() || llvm.empty())
     return ""; // unknown: no cache
-  // LLVM's version too, should the address taken above resolve to a stub
-  // in the executable rather than to libLLVM itself.
+  // LLVM's version as well: where the executable has a stub of its own
+  // for sys::getProcessTriple, the second identity above is the
+  // executable's, not libLLVM's.
   return (gradc == llvm ? gradc : gradc + " " + llvm) + " LLVM " LLVM_VERSION_STRING;
 }
 
@@ -336,8 +337,10 @@ void compileKernelJob(KernelJob &job, const CodegenOptions &options) {
   std::string cached =
       options.cacheDir.empty() ? "" : cachePath(options.cacheDir, job, *machine, passOptions);
   if (!cached.empty() && readCachedObject(cached, job.object)) {
-    // The layout is decided without LLVM; the lowering would give the same.
-    if (!layoutKernel(*job.request->graph, job.request->name, job.layout, job.error))
+    // Part 0's layout gives the kernel's signature (addKernels); it is
+    // decided without LLVM, and the lowering would give the same.
+    if (job.part == 0 &&
+        !layoutKernel(*job.request->graph, job.request->name, job.layout, job.error))
       return;
     ++job.times.cached;
     job.times.lowerMs = millisecondsSince(start);
