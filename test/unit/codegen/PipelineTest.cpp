@@ -11,31 +11,16 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 using namespace llvm;
 
 namespace {
 
-/// The same loop twice, with an invariant %inv computed in its body; the
-/// call keeps the loop vectoriser away.  @laid_out carries the attribute
-/// of the products' functions.
-const char *const kLoops = R"(
-declare void @use(i64)
-
-define void @plain(i64 %n, i64 %m) {
-entry:
-  br label %loop
-loop:
-  %i = phi i64 [ 0, %entry ], [ %i.next, %loop ]
-  %inv = xor i64 %n, %m
-  call void @use(i64 %inv)
-  %i.next = add nuw nsw i64 %i, 1
-  %more = icmp ult i64 %i.next, 64
-  br i1 %more, label %loop, label %done
-done:
-  ret void
-}
-
-define void @laid_out(i64 %n, i64 %m) "gradc-loops-laid-out" {
+/// One function @`name` with `attributes`: a loop with an invariant %inv
+/// computed in its body; the call keeps the loop vectoriser away.
+std::string loopFunction(const std::string &name, const std::string &attributes) {
+  return "define void @" + name + "(i64 %n, i64 %m) " + attributes + R"( {
 entry:
   br label %loop
 loop:
@@ -49,6 +34,14 @@ done:
   ret void
 }
 )";
+}
+
+/// The same loop twice: @laid_out carries the attribute of the products'
+/// functions, @plain nothing.
+std::string loops() {
+  return "declare void @use(i64)\n" + loopFunction("plain", "") +
+         loopFunction("laid_out", "\"gradc-loops-laid-out\"");
+}
 
 /// The block that computes `fn`'s %inv, and the one that calls @use.
 std::pair<BasicBlock *, BasicBlock *> blocksOf(Function &fn) {
@@ -69,7 +62,8 @@ std::pair<BasicBlock *, BasicBlock *> blocksOf(Function &fn) {
 TEST(KernelPipeline, HoistsInvariantsExceptInProductFunctions) {
   ASSERT_STREQ(gradc::codegen::kLoopsLaidOut, "gradc-loops-laid-out");
   LLVMContext context;
-  std::unique_ptr<Module> module = gradc::test::parseIR(kLoops, "kLoops", context);
+  const std::string text = loops();
+  std::unique_ptr<Module> module = gradc::test::parseIR(text.c_str(), "loops()", context);
   ASSERT_TRUE(module);
   gradc::codegen::CodegenOptions options;
   std::string error;
