@@ -219,10 +219,14 @@ public:
       colEnd_ = kb_.index(g_.n);
     }
     // Full panels, then the last one when n is not a multiple of nr.
+    // (No loop when n < nr: it would never run, and until LLVM removed it,
+    // it was half of such a product's code, which the partition weighs.)
     int64_t fullPanels = g_.n / p_.nr, edge = g_.n % p_.nr;
-    Value *fullEnd = minimum(colEnd_, kb_.index(fullPanels * p_.nr), "col.full");
-    kb_.loopRange(colBegin_, fullEnd, p_.nr, name_ + ".j",
-                  [&](Value *j0) { panel(p_.nv, j0, nullptr); });
+    if (fullPanels > 0) {
+      Value *fullEnd = minimum(colEnd_, kb_.index(fullPanels * p_.nr), "col.full");
+      kb_.loopRange(colBegin_, fullEnd, p_.nr, name_ + ".j",
+                    [&](Value *j0) { panel(p_.nv, j0, nullptr); });
+    }
     if (edge) {
       Value *j0 = kb_.index(fullPanels * p_.nr);
       kb_.ifThen(b_.CreateICmpSLT(j0, colEnd_), name_ + ".edge", [&] {
