@@ -1,5 +1,6 @@
 //===- codegen/Partition.cpp - A kernel's module cut for parallel codegen -===//
 #include "codegen/Partition.h"
+#include "codegen/MatMul.h"
 
 #include <llvm/ADT/DenseMap.h>
 #include <llvm/Analysis/LoopInfo.h>
@@ -39,6 +40,19 @@ bool inlinedIntoCallers(const Function &fn) { return fn.hasFnAttribute(Attribute
 /// 506 and 567 M against 496 before; S's cut did not change.
 constexpr uint64_t kScalarFloatLoopWeight = 10;
 
+/// What any instruction of a matrix product's functions (kLoopsLaidOut)
+/// weighs: their loops are vector code already, which the vectoriser
+/// leaves alone, so their scalar floats (the loads of A's elements) are
+/// not multiplied; but each of their instructions costs the code generator
+/// more than a scalar one: per instruction of the unoptimised IR, 1.7-2.9
+/// times the llc instructions of the step's own function (session 13,
+/// fashion and L models).  Before (floats 10x, the rest 1x), the larger
+/// part of the fashion step was 236 M instructions of llc against 172 for
+/// the other.  Weights 2, 3 and 4 made it 219/189, 206/202 and 221/182;
+/// with 3, M's 235/172 became 206/202, S's 167/113 144/141 and L's
+/// 381/249 321/309 (bench/compile_cost.sh --per-part).
+constexpr uint64_t kLaidOutWeight = 3;
+
 /// Instructions `fn` will have once its alwaysinline callees are inlined
 /// and its loops vectorised: the measure of its compile time (instruction
 /// selection and register allocation grow with it).
@@ -49,7 +63,12 @@ uint64_t compileCost(const Function &fn, DenseMap<const Function *, uint64_t> &m
   DominatorTree dominators(const_cast<Function &>(fn));
   LoopInfo loops(dominators);
   uint64_t cost = 0;
+  const bool laidOut = fn.hasFnAttribute(kLoopsLaidOut);
   for (const Instruction &instruction : instructions(fn)) {
+    if (laidOut) {
+      cost += kLaidOutWeight;
+      continue;
+    }
     bool floatScalar = instruction.getType()->isFloatingPointTy();
     if (const auto *store = dyn_cast<StoreInst>(&instruction))
       floatScalar = store->getValueOperand()->getType()->isFloatingPointTy();
