@@ -41,16 +41,18 @@ bool inlinedIntoCallers(const Function &fn) { return fn.hasFnAttribute(Attribute
 constexpr uint64_t kScalarFloatLoopWeight = 10;
 
 /// What any instruction of a matrix product's functions (kLoopsLaidOut)
-/// weighs: their loops are vector code already, which the vectoriser
-/// leaves alone, so their scalar floats (the loads of A's elements) are
-/// not multiplied; but each of their instructions costs the code generator
-/// more than a scalar one: per instruction of the unoptimised IR, 1.7-2.9
-/// times the llc instructions of the step's own function (session 13,
-/// fashion and L models).  Before (floats 10x, the rest 1x), the larger
-/// part of the fashion step was 236 M instructions of llc against 172 for
-/// the other.  Weights 2, 3 and 4 made it 219/189, 206/202 and 221/182;
-/// with 3, M's 235/172 became 206/202, S's 167/113 144/141 and L's
-/// 381/249 321/309 (bench/compile_cost.sh --per-part).
+/// weighs.  Their loops are vector code already, which the vectoriser
+/// leaves alone, so their scalar floats (the loads of A's elements) are not
+/// multiplied; but their vector and address code costs the code generator
+/// more than the step's own function: per unit of the weights above, the
+/// products took 1.1-2.2 times its llc instructions once its short loops
+/// were widened without masks (session 13, fashion model).  Calibrated on
+/// the cut, as kScalarFloatLoopWeight was: with products weighed as any
+/// other function, the larger part of the fashion step was 236 M
+/// instructions of llc against 172 for the other; weights 2, 3 and 4 made
+/// it 219/189, 206/202 and 221/182.  With 3, M's 235/172 became 206/202,
+/// S's 167/113 144/141 and L's 381/249 321/309 (bench/compile_cost.sh
+/// --per-part).
 constexpr uint64_t kLaidOutWeight = 3;
 
 /// Instructions `fn` will have once its alwaysinline callees are inlined
