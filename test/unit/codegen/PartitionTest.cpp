@@ -119,6 +119,67 @@ TEST(Partition, EveryFunctionIsDefinedInExactlyOnePartLinkedByItsKernelName) {
   EXPECT_EQ(print(*again), print(*parts[1]));
 }
 
+/// A product's function (laid out: vector code and two scalar loads of A)
+/// and an elementwise loop of three scalar floats.  Weighed as any other
+/// function, the product would be the lighter (13 + 2 x 10 = 33 against
+/// 7 + 3 x 10 = 37); each of its 15 instructions weighs 3, so it is the
+/// heavier (45) and goes first, to part 0.
+const char *const kProductAndLoop = R"(
+declare void @gradc_parallel_for(ptr, i64, ptr, ptr)
+
+define void @k(ptr %ctx) {
+  call void @gradc_parallel_for(ptr %ctx, i64 2, ptr @scale, ptr null)
+  call void @gradc_parallel_for(ptr %ctx, i64 2, ptr @product, ptr null)
+  ret void
+}
+
+define internal void @scale(ptr %out, i64 %from, i64 %to) {
+start:
+  br label %body
+body:
+  %j = phi i64 [ %to, %start ], [ %j.next, %body ]
+  %p = getelementptr inbounds float, ptr %out, i64 %j
+  %v = load float, ptr %p
+  %half = fmul float %v, 0.5
+  store float %half, ptr %p
+  %j.next = sub i64 %j, 1
+  %again = icmp sgt i64 %j.next, %from
+  br i1 %again, label %body, label %done
+done:
+  ret void
+}
+
+define internal void @product(ptr %tile, i64 %first, i64 %last) "gradc-loops-laid-out" {
+top:
+  br label %step
+step:
+  %l = phi i64 [ %first, %top ], [ %l.next, %step ]
+  %at = getelementptr float, ptr %tile, i64 %l
+  %a0 = load float, ptr %at
+  %a1 = load float, ptr %tile
+  %row = load <8 x float>, ptr %at
+  %one = insertelement <8 x float> poison, float %a0, i64 0
+  %splat = shufflevector <8 x float> %one, <8 x float> poison, <8 x i32> zeroinitializer
+  %prod = fmul <8 x float> %row, %splat
+  %acc = fadd <8 x float> %prod, %row
+  store <8 x float> %acc, ptr %at
+  %l.next = add i64 %l, 8
+  %more = icmp slt i64 %l.next, %last
+  br i1 %more, label %step, label %end
+end:
+  ret void
+}
+)";
+
+TEST(Partition, AProductsInstructionsWeighMoreThanScalarCode) {
+  LLVMContext context;
+  std::unique_ptr<Module> part0 = parse(context, kProductAndLoop);
+  ASSERT_TRUE(part0);
+  gradc::codegen::keepPartition(*part0, "k", 0, 2);
+  EXPECT_TRUE(defines(*part0, "k.product"));
+  EXPECT_FALSE(defines(*part0, "k.scale"));
+}
+
 TEST(Partition, ModulesWithMutableGlobalsStayWhole) {
   LLVMContext context;
   std::unique_ptr<Module> module =
