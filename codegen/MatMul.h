@@ -63,7 +63,8 @@ void emitMatMul(KernelBuilder &kb, const std::string &name, const MatMulGeometry
 /// The attribute of the functions that hold a product's code (its tasks or
 /// its range): their loops are laid out as they should run, with their
 /// invariants where they belong, so the kernel pipeline does not run LICM
-/// on them (Pipeline.cpp).
+/// on them (Pipeline.cpp), and the partition weighs their instructions as
+/// vector code (Partition.cpp, kLaidOutWeight).
 inline constexpr const char *kLoopsLaidOut = "gradc-loops-laid-out";
 
 /// Defines every function emitMatMul declared in `module`, for `machine`.
