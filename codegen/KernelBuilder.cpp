@@ -134,8 +134,9 @@ void closeLoop(BasicBlock *latch, ArrayRef<PHINode *> phis, ArrayRef<Value *> ne
 /// masks the loads and stores of the lanes past the end, with a compare
 /// of eight 64-bit indices for every vector.  The fashion model has eight
 /// such loops along its 10 classes (softmax, loss, the last bias), and
-/// they were three tenths of the code generator's work on the step's own
-/// function (151 -> 107 M instructions of llc with width 2).  The widest
+/// they were a third of the code generator's work on the step's own
+/// function (151 -> 100 M instructions of llc with width 2,
+/// bench/compile_cost.sh --per-function).  The widest
 /// power of two that divides the trip count needs no mask; the steps ran
 /// 0.05% more instructions (callgrind, two epochs of 1,000 images).  An
 /// odd trip count keeps LLVM's masked loop: a scalar one would be slower.
