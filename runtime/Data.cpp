@@ -185,8 +185,7 @@ Dataset sliceDataset(const Dataset &data, int64_t begin, int64_t end) {
   slice.description = fmt::format("{} [examples {}..{})", data.description, begin, end);
   int64_t fs = data.featureSize(), ts = data.targetSize();
   if (data.byteFeatures)
-    slice.featureBytes.assign(data.featureBytes.begin() + begin * fs,
-                              data.featureBytes.begin() + end * fs);
+    slice.featureBytes = data.featureBytes.slice(size_t(begin * fs), size_t((end - begin) * fs));
   else
     slice.features.assign(data.features.begin() + begin * fs, data.features.begin() + end * fs);
   if (data.intTargets)

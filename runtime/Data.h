@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "runtime/ByteArray.h"
 #include "runtime/Model.h"
 
 #include <array>
@@ -32,9 +33,9 @@ struct Dataset {
   /// 188 MB of floats for Fashion-MNIST costs most of a second in page
   /// faults alone.
   bool byteFeatures = false;
-  /// Unsigned bytes in a string: loadIdx moves the inflated file in,
-  /// without a copy of its tens of megabytes.
-  std::string featureBytes;
+  /// Unsigned bytes, read-only: where loadIdx inflated or mapped the
+  /// file, without a copy of its tens of megabytes.
+  ByteArray featureBytes;
   /// A division, correctly rounded (as PyTorch's ToTensor() divides by
   /// 255), and a vector loop in copyFeatures: a 256-entry table lookup per
   /// byte, as before, was 5% of a Fashion-MNIST training step.

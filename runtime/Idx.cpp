@@ -6,7 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/Idx.h"
-#include "runtime/Gzip.h"
+#include "runtime/InflatedCache.h"
 
 #include <filesystem>
 #include <fmt/format.h>
@@ -27,7 +27,7 @@ uint32_t bigEndian(const unsigned char *p) {
 
 /// Parses the IDX header of an unsigned-byte file with `rank` dimensions
 /// and checks that exactly the promised data follows.
-bool parseHeader(const std::string &path, const std::string &bytes, int rank,
+bool parseHeader(const std::string &path, const ByteArray &bytes, int rank,
                  std::vector<int64_t> &dims, std::string &error) {
   const auto *p = reinterpret_cast<const unsigned char *>(bytes.data());
   size_t headerSize = 4 + 4 * size_t(rank);
@@ -76,12 +76,12 @@ bool parseHeader(const std::string &path, const std::string &bytes, int rank,
 } // namespace
 
 bool loadIdx(const std::string &imagesPath, const std::string &labelsPath, Dataset &data,
-             std::string &error) {
-  std::string images, labels;
+             std::string &error, const std::string &inflatedCacheDir) {
+  ByteArray images, labels;
   std::vector<int64_t> imageDims, labelDims;
-  if (!readMaybeGzipped(imagesPath, images, error) ||
+  if (!readCachingInflated(imagesPath, inflatedCacheDir, images, error) ||
       !parseHeader(imagesPath, images, 3, imageDims, error) ||
-      !readMaybeGzipped(labelsPath, labels, error) ||
+      !readCachingInflated(labelsPath, inflatedCacheDir, labels, error) ||
       !parseHeader(labelsPath, labels, 1, labelDims, error))
     return false;
   if (imageDims[0] != labelDims[0]) {
@@ -98,8 +98,8 @@ bool loadIdx(const std::string &imagesPath, const std::string &labelsPath, Datas
   // by 1/255: the correctly rounded value, the same as PyTorch's
   // ToTensor()).
   data.byteFeatures = true;
-  images.erase(0, 16); // the header; the pixels stay where gunzip put them
-  data.featureBytes = std::move(images);
+  // The pixels stay where gunzip (or the cache's mapping) put them.
+  data.featureBytes = images.slice(16, images.size() - 16);
   data.byteDivisor = 255.0f;
   const auto *classes = reinterpret_cast<const unsigned char *>(labels.data()) + 8;
   data.targetsI.assign(classes, classes + data.size);
@@ -135,7 +135,8 @@ bool findIdxFiles(const std::string &dir, std::string (&paths)[4], std::string &
 
 } // namespace
 
-bool loadIdxDirectory(const std::string &dir, Dataset &train, Dataset &test, std::string &error) {
+bool loadIdxDirectory(const std::string &dir, Dataset &train, Dataset &test, std::string &error,
+                      const std::string &inflatedCacheDir) {
   std::string paths[4];
   if (!findIdxFiles(dir, paths, error))
     return false;
@@ -145,13 +146,15 @@ bool loadIdxDirectory(const std::string &dir, Dataset &train, Dataset &test, std
   std::string testError;
   std::future<bool> testLoaded;
   try {
-    testLoaded = std::async(std::launch::async,
-                            [&] { return loadIdx(paths[2], paths[3], test, testError); });
+    testLoaded = std::async(std::launch::async, [&] {
+      return loadIdx(paths[2], paths[3], test, testError, inflatedCacheDir);
+    });
   } catch (const std::system_error &) {
     // No thread to be had: one after the other.
-    return loadIdx(paths[0], paths[1], train, error) && loadIdx(paths[2], paths[3], test, error);
+    return loadIdx(paths[0], paths[1], train, error, inflatedCacheDir) &&
+           loadIdx(paths[2], paths[3], test, error, inflatedCacheDir);
   }
-  const bool trainOk = loadIdx(paths[0], paths[1], train, error);
+  const bool trainOk = loadIdx(paths[0], paths[1], train, error, inflatedCacheDir);
   const bool testOk = testLoaded.get();
   if (trainOk && !testOk)
     error = testError;

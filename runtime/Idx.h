@@ -22,13 +22,16 @@ inline constexpr const char *kFashionMnistDir = "/usr/share/datasets/fashion-mni
 /// Loads images (idx3, u8) and labels (idx1, u8) into one classification
 /// set.  Returns false and sets `error` (naming the file and what was
 /// expected) on a missing, empty, truncated or malformed file, corrupt
-/// gzip data, or image and label counts that differ.
+/// gzip data, or image and label counts that differ.  Gzipped files are
+/// inflated once into `inflatedCacheDir` (runtime/InflatedCache.h; no
+/// cache when empty).
 bool loadIdx(const std::string &imagesPath, const std::string &labelsPath, Dataset &data,
-             std::string &error);
+             std::string &error, const std::string &inflatedCacheDir = "");
 
 /// Loads DIR/train-images-idx3-ubyte[.gz] with its labels as `train` and
 /// DIR/t10k-images-idx3-ubyte[.gz] with its labels as `test` (a plain file
 /// is preferred over a .gz of the same name only when the .gz is missing).
-bool loadIdxDirectory(const std::string &dir, Dataset &train, Dataset &test, std::string &error);
+bool loadIdxDirectory(const std::string &dir, Dataset &train, Dataset &test, std::string &error,
+                      const std::string &inflatedCacheDir = "");
 
 } // namespace gradc::rt

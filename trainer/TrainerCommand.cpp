@@ -3,6 +3,7 @@
 #include "runtime/Checkpoint.h"
 #include "runtime/Csv.h"
 #include "runtime/Idx.h"
+#include "runtime/InflatedCache.h"
 
 #include <boost/program_options.hpp>
 #include <cmath>
@@ -44,7 +45,9 @@ void addDataOptions(po::options_description &options) {
   options.add_options()("data", po::value<std::string>()->default_value("synthetic"),
                         "synthetic (regression from a fixed random teacher network), "
                         "fashion-mnist (Debian's dataset-fashion-mnist), idx:DIR (any "
-                        "MNIST-format set, gzipped or not; pixels scaled to [0, 1]) or "
+                        "MNIST-format set, gzipped or not; pixels scaled to [0, 1]; gzipped files "
+                        "are inflated once, into $GRADC_DATA_CACHE_DIR, else "
+                        "~/.cache/gradc/data, 'off' for none) or "
                         "csv:TRAIN.csv[,TEST.csv] (a header row; see --label)")(
       "label", po::value<std::string>(),
       "with --data=csv:...: the target column (a class label for i32 targets), or "
@@ -84,6 +87,7 @@ bool dataSourceFrom(const po::variables_map &values, uint64_t seed, DataSource &
     source.labels = splitCommas(values["label"].as<std::string>());
   source.examples = values["examples"].as<int64_t>();
   source.seed = values.count("seed") ? values["seed"].as<uint64_t>() : seed;
+  source.inflatedCacheDir = rt::defaultInflatedCacheDir();
   if (source.examples < 2) {
     error = fmt::format("--examples must be at least 2, got {}", source.examples);
     return false;
@@ -169,7 +173,7 @@ bool loadDataSource(const DataSource &source, const rt::DataShape &shape, rt::Tr
   std::string where;
   if (spec == "fashion-mnist" || spec.starts_with("idx:")) {
     where = spec == "fashion-mnist" ? std::string(rt::kFashionMnistDir) : spec.substr(4);
-    if (!rt::loadIdxDirectory(where, split.train, split.test, error))
+    if (!rt::loadIdxDirectory(where, split.train, split.test, error, source.inflatedCacheDir))
       return false;
     if (!shape.intTargets) {
       error = fmt::format("{} has class labels; the model's target '{}' is f32 (declare it "

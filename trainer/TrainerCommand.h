@@ -40,6 +40,9 @@ struct DataSource {
   std::vector<std::string> labels; ///< --label columns, for csv
   int64_t examples = 2000;         ///< size of the synthetic set
   uint64_t seed = 1;               ///< of the synthetic set
+  /// Where gzipped IDX files are inflated once (runtime/InflatedCache.h);
+  /// empty: inflated on every load.
+  std::string inflatedCacheDir;
 };
 
 /// Adds --data, --label and --examples.

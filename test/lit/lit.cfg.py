@@ -17,6 +17,8 @@ config.substitutions.append(("FileCheck", config.filecheck))
 # Compiled kernels are cached between runs (tools/Driver.h); the tests keep
 # theirs in the build tree, not in the user's home.
 config.environment["GRADC_CACHE_DIR"] = os.path.join(config.test_exec_root, "kernel-cache")
+# Likewise the inflated copies of gzipped data sets (runtime/InflatedCache.h).
+config.environment["GRADC_DATA_CACHE_DIR"] = os.path.join(config.test_exec_root, "data-cache")
 # `not` inverts an exit status; lit's internal shell provides it.
 config.environment["PATH"] = os.pathsep.join(
     [config.gradc_bin_dir, "/usr/lib/llvm-19/bin", config.environment.get("PATH", "")])
