@@ -21,6 +21,8 @@
 #include <fmt/format.h>
 #include <libdeflate.h>
 #include <optional>
+#include <signal.h>
+#include <string_view>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -161,14 +163,36 @@ std::optional<ByteArray> mapEntry(const std::string &path, const Fingerprint &pr
   return ByteArray(std::move(mapping), data, size);
 }
 
+/// What a temporary entry's name has between the entry's name and the
+/// writer's process ID.
+constexpr std::string_view kTemporaryInfix = ".tmp-";
+
+/// Removes the temporary entries of writers that are gone: a run stopped
+/// (Ctrl-C) while it wrote an entry leaves tens of megabytes that nothing
+/// would otherwise remove.
+void removeOrphans(const std::string &dir) {
+  std::error_code error;
+  for (const auto &file : std::filesystem::directory_iterator(dir, error)) {
+    const std::string name = file.path().filename().string();
+    const size_t at = name.find(kTemporaryInfix);
+    if (at == std::string::npos)
+      continue;
+    const long pid = std::strtol(name.c_str() + at + kTemporaryInfix.size(), nullptr, 10);
+    if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH)
+      std::filesystem::remove(file.path(), error);
+  }
+}
+
 /// Writes the entry for `print` holding `bytes`: to a temporary file
 /// first, renamed over the entry's name once whole.
 bool writeEntry(const std::string &dir, const Fingerprint &print, const std::string &bytes) {
   std::error_code ignored;
   std::filesystem::create_directories(dir, ignored);
+  removeOrphans(dir);
   static std::atomic<uint64_t> counter{0};
   const std::string path = entryPath(dir, print);
-  const std::string temporary = fmt::format("{}.tmp-{}-{}", path, ::getpid(), counter.fetch_add(1));
+  const std::string temporary =
+      fmt::format("{}{}{}-{}", path, kTemporaryInfix, ::getpid(), counter.fetch_add(1));
   int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0)
     return false;

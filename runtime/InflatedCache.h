@@ -15,7 +15,9 @@
 // inflated again and the entry rewritten.  Entries are written to a
 // temporary file and renamed, so a reader sees a whole entry or none.
 // Nothing here is ever an error: without a usable cache, files are read
-// as readMaybeGzipped reads them.
+// as readMaybeGzipped reads them.  (Removing entries is safe at any time;
+// a mapping keeps its file.  Truncating one in place while a run maps it
+// would stop that run with SIGBUS, as for any mapped file.)
 //
 //===----------------------------------------------------------------------===//
 #pragma once

@@ -3,11 +3,13 @@
 #include "runtime/Gzip.h"
 #include "runtime/Idx.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <iterator>
+#include <unistd.h>
 #include <zlib.h>
 
 using namespace gradc::rt;
@@ -93,6 +95,27 @@ TEST_F(InflatedCache, TheFirstReadInflatesAndCachesLaterReadsMapTheEntry) {
   ASSERT_TRUE(readCachingInflated(path("copy.gz"), cache, bytes, error, &from)) << error;
   EXPECT_EQ(from, InflatedFrom::Cache);
   EXPECT_EQ(cacheFiles().size(), 1u);
+}
+
+TEST_F(InflatedCache, WritingAnEntryRemovesTheTemporaryFilesOfStoppedRuns) {
+  fs::create_directories(cache);
+  // Process IDs end below 2^22 on Linux: 999999999 is no process.
+  const std::string orphan = "0-00000000-00000000-0000000000000000.inflated.tmp-999999999-0";
+  const std::string live =
+      "0-00000000-00000000-0000000000000000.inflated.tmp-" + std::to_string(::getpid()) + "-7";
+  writeWhole(cache + "/" + orphan, "half an entry");
+  writeWhole(cache + "/" + live, "another run's entry, being written");
+  writeGzip(path("data.gz"), content(1000, 9));
+  ByteArray bytes;
+  std::string error;
+  ASSERT_TRUE(readCachingInflated(path("data.gz"), cache, bytes, error)) << error;
+  std::vector<std::string> files = cacheFiles();
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(std::count(files.begin(), files.end(), orphan), 0);
+  EXPECT_EQ(std::count(files.begin(), files.end(), live), 1);
+  EXPECT_EQ(std::count_if(files.begin(), files.end(),
+                          [](const std::string &name) { return name.ends_with(".inflated"); }),
+            1);
 }
 
 TEST_F(InflatedCache, ADamagedEntryIsNeverUsedAndIsWrittenAgain) {
