@@ -11,6 +11,7 @@
 #include "runtime/InflatedCache.h"
 #include "runtime/Gzip.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
