@@ -15,5 +15,6 @@ int runGradcheck(const std::vector<std::string> &args);
 int runTrain(const std::vector<std::string> &args);
 int runEval(const std::vector<std::string> &args);
 int runBuild(const std::vector<std::string> &args);
+int runCache(const std::vector<std::string> &args);
 
 } // namespace gradc::tool

@@ -29,6 +29,8 @@ const Command kCommands[] = {
      "loss and accuracy of a checkpoint on a data set, with the inference graph"},
     {"build", gradc::tool::runBuild,
      "compile a model ahead of time: object, static library, C header, standalone trainer"},
+    {"cache", gradc::tool::runCache,
+     "where compiled kernels and inflated data sets are kept, and clearing them"},
 };
 
 void printUsage(std::ostream &out) {
