@@ -9,10 +9,11 @@
 // An entry is named by the gzip file's own fingerprint: its compressed
 // size, its trailer (the CRC-32 and the size mod 2^32 of the inflated
 // data) and a hash of its first 4 KiB (the gzip header's name and mtime
-// with the first compressed blocks).  Every read checks the entry's bytes
-// against that CRC-32, so an entry that is damaged, truncated, or was
-// written for another file of the same name is never used: the file is
-// inflated again and the entry rewritten.  Entries are written to a
+// with the first compressed blocks).  Every read checks the entry's
+// header against the fingerprint and its bytes against the CRC-32, so an
+// entry that is damaged or truncated is never used: the file is inflated
+// again and the entry rewritten.  (Two different files would share an
+// entry only if all four agreed.)  Entries are written to a
 // temporary file and renamed, so a reader sees a whole entry or none.
 // Nothing here is ever an error: without a usable cache, files are read
 // as readMaybeGzipped reads them.  (Removing entries is safe at any time;
