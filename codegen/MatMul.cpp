@@ -13,7 +13,9 @@
 //
 // Packing makes the inner loop the same for every transpose: B transposed
 // is packed with in-register lanes x lanes transposes.  A is read in place
-// (one broadcast per row and l), whatever its strides.
+// (one broadcast per row and l), whatever its strides, except a big
+// transposed A split by rows, which each task first copies into tiles of
+// its rows (Plan::packA).
 //
 // Every element of C is the chain acc = fmuladd(A(i, l), B(l, j), acc) over
 // l = 0, 1, ..., k-1 from acc = 0, whatever tile, panel or task computes
@@ -105,12 +107,26 @@ constexpr int64_t kMinRowTasks = 8;
 /// Bytes of a packed panel of B: it stays in L1 while rows of A stream by.
 constexpr int64_t kPanelBytes = 32 * 1024;
 
+/// A transposed A of at least this many bytes is packed per task (see
+/// Plan::packA) ...
+constexpr int64_t kMinPackedABytes = 256 * 1024;
+/// ... and of at most this many: the packed copy is on the stack.
+constexpr int64_t kMaxPackedABytes = 1024 * 1024;
+
 struct Plan {
   MatMulGeometry g;
   unsigned lanes = 4;
   int64_t mr = 1, nv = 1, nr = 4, kc = 1;
   bool columnTasks = true, parallel = false;
   int64_t tasks = 1;
+  /// A(i, l) for the task's rows, copied once into tiles of [k][mr]
+  /// floats, which every panel then reads in order.  Read in place, a
+  /// transposed A (A(i, l) at a[l * m + i]: a weight's gradient dL_dz^T h)
+  /// gives a tile's broadcasts one cache line and one page per step of l,
+  /// k pages per tile and panel: the L model's two weight gradients ran at
+  /// 67-77 GFLOP/s on one thread where the same products with A untransposed
+  /// ran at 77-93.
+  bool packA = false;
 };
 
 int64_t ceilDiv(int64_t x, int64_t y) { return (x + y - 1) / y; }
@@ -155,6 +171,12 @@ Plan makePlan(const MatMulGeometry &g, unsigned lanes, unsigned registers) {
   bool splitRows = ceilDiv(g.m, p.mr) >= kMinRowTasks && g.bCol == 1;
   p.columnTasks = panels >= 2 && !splitRows;
   p.tasks = p.columnTasks ? panels : ceilDiv(g.m, p.mr);
+  // Only where the copy is read by several panels (a split by rows, whose
+  // tasks run over every panel) and A is too big to stay in L2 while they
+  // do.
+  const int64_t packedBytes = ceilDiv(g.m, p.mr) * p.mr * g.k * 4;
+  p.packA = !p.columnTasks && panels >= 2 && g.aRow == 1 && g.aCol != 1 &&
+            packedBytes >= kMinPackedABytes && packedBytes <= kMaxPackedABytes;
   return p;
 }
 
@@ -193,6 +215,16 @@ public:
     buffer->setAlignment(Align(64));
     panel_ = buffer;
     std::vector<Value *> bases = {c_, a_, bm_, panel_};
+    if (p_.packA) {
+      AllocaInst *packed = b_.CreateAlloca(
+          ArrayType::get(kb_.f32, ceilDiv(g_.m, p_.mr) * p_.mr * g_.k), nullptr, name_ + ".a");
+      packed->setAlignment(Align(64));
+      packedA_ = packed;
+      bases.push_back(packedA_);
+      // A megabyte of stack at once: probe it page by page, so that it
+      // can never step over a guard page.
+      kb_.function->addFnAttr("probe-stack", "inline-asm");
+    }
     if (epilogue_) {
       AllocaInst *tile =
           b_.CreateAlloca(ArrayType::get(kb_.f32, p_.mr * p_.nr), nullptr, name_ + ".tile");
@@ -218,6 +250,8 @@ public:
       colBegin_ = kb_.index(0);
       colEnd_ = kb_.index(g_.n);
     }
+    if (p_.packA)
+      packA();
     // Full panels, then the last one when n is not a multiple of nr.
     // (No loop when n < nr: it would never run, and until LLVM removed it,
     // it was half of such a product's code, which the partition weighs.)
@@ -319,6 +353,42 @@ private:
     }
   }
 
+  /// Copies A(i, l) for the task's rows i into packedA_, tile t (rows
+  /// rowBegin + t mr ..) at t k mr, element (l, r) at l mr + r.  Row l of
+  /// the stored matrix is read in order (A(i, l) at a[i + l * aCol]); a
+  /// last tile of m % mr rows leaves its other lanes unset, and unread.
+  void packA() {
+    const int64_t mr = p_.mr;
+    Value *rows = b_.CreateSub(rowEnd_, rowBegin_);
+    Value *tiles = b_.CreateUDiv(rows, kb_.index(mr), name_ + ".a.tiles");
+    auto *tileType = FixedVectorType::get(kb_.f32, unsigned(mr));
+    kb_.loop(g_.k, name_ + ".a.l", [&](Value *l) {
+      Value *from = kb_.offset(rowBegin_, l, g_.aCol);
+      kb_.loopRange(kb_.index(0), tiles, 1, name_ + ".a.t", [&](Value *tile) {
+        auto *x = b_.CreateAlignedLoad(tileType, gep(a_, kb_.offset(from, tile, mr)), Align(4));
+        kb_.tagAccess(x, a_);
+        Value *to = kb_.offset(kb_.offset(kb_.index(0), tile, g_.k * mr), l, mr);
+        kb_.tagAccess(b_.CreateAlignedStore(x, gep(packedA_, to), Align(4)), packedA_);
+      });
+      if (int64_t rest = g_.m % mr) {
+        // Only the task that ends at row m has this remainder.
+        Value *i0 = kb_.offset(rowBegin_, tiles, mr);
+        kb_.ifThen(b_.CreateICmpSLT(i0, rowEnd_), name_ + ".a.rest", [&] {
+          Value *to = kb_.offset(kb_.offset(kb_.index(0), tiles, g_.k * mr), l, mr);
+          for (int64_t r = 0; r < rest; ++r) {
+            auto *x = b_.CreateAlignedLoad(
+                kb_.f32, gep(a_, kb_.offset(kb_.offset(from, tiles, mr), kb_.index(r), 1)),
+                Align(4));
+            kb_.tagAccess(x, a_);
+            kb_.tagAccess(
+                b_.CreateAlignedStore(x, gep(packedA_, kb_.offset(to, kb_.index(r), 1)), Align(4)),
+                packedA_);
+          }
+        });
+      }
+    });
+  }
+
   /// Copies B(l0 .. l0+depth, j0 .. j0 + q lanes) into the panel, row l at
   /// l * nr; lanes past the edge of C get zeros.
   void pack(int64_t q, Value *j0, int64_t width, Value *lastMask, Value *l0, int64_t depth) {
@@ -402,6 +472,9 @@ private:
                    Value *l0, int64_t depth, Value *first, Value *final) {
     const int64_t lanes = p_.lanes, nr = p_.nr;
     Align panelAlign(std::min<uint64_t>(64, lanes * 4));
+    // Where A(i0 + r, l0 + u) is: r * aRowStep + u * aColStep from aAt.
+    Value *aData = p_.packA ? packedA_ : a_;
+    const int64_t aRowStep = p_.packA ? 1 : g_.aRow, aColStep = p_.packA ? p_.mr : g_.aCol;
     auto cAt = [&](int64_t r, int64_t v) {
       Value *row = b_.CreateAdd(i0, kb_.index(r));
       return kb_.offset(kb_.offset(j0, row, g_.n), kb_.index(v), lanes);
@@ -434,9 +507,9 @@ private:
         panelRow.push_back(row);
       }
       for (int64_t r = 0; r < rows; ++r) {
-        auto *x = b_.CreateAlignedLoad(kb_.f32, gep(aAt, kb_.index(u * g_.aCol + r * g_.aRow)),
+        auto *x = b_.CreateAlignedLoad(kb_.f32, gep(aAt, kb_.index(u * aColStep + r * aRowStep)),
                                        Align(4), "a.v");
-        kb_.tagAccess(x, a_);
+        kb_.tagAccess(x, aData);
         Value *splat = b_.CreateVectorSplat(lanes, x);
         for (int64_t v = 0; v < q; ++v)
           acc[r * q + v] =
@@ -448,14 +521,16 @@ private:
     // chain of each element is the same.  On Zen 3 (AVX2, 6 x 2 tiles):
     // L +8% on one thread, +6-16% on two; four steps were no better.
     constexpr int64_t unroll = 2;
-    Value *aAt = gep(a_, kb_.offset(kb_.offset(kb_.index(0), l0, g_.aCol), i0, g_.aRow));
+    Value *aAt = p_.packA ? gep(packedA_, kb_.offset(kb_.offset(kb_.index(0), l0, p_.mr),
+                                                     b_.CreateSub(i0, rowBegin_), g_.k))
+                          : gep(a_, kb_.offset(kb_.offset(kb_.index(0), l0, g_.aCol), i0, g_.aRow));
     Value *panelAt = panel_;
     SmallVector<Value *, 2> result(init.begin(), init.end());
     const int64_t trips = depth / unroll;
     auto stepPair = [&](SmallVectorImpl<Value *> &acc) {
       for (int64_t u = 0; u < unroll; ++u)
         step(aAt, panelAt, u, acc);
-      aAt = gep(aAt, kb_.index(unroll * g_.aCol));
+      aAt = gep(aAt, kb_.index(unroll * aColStep));
       panelAt = gep(panelAt, kb_.index(unroll * nr));
     };
     if (trips == 1) {
@@ -520,6 +595,7 @@ private:
   SmallVector<unsigned, 2> capturesC_;
   Type *vec_;
   Value *c_ = nullptr, *a_ = nullptr, *bm_ = nullptr, *panel_ = nullptr, *tile_ = nullptr;
+  Value *packedA_ = nullptr; ///< with Plan::packA
   SmallVector<Value *, 8> captures_;
   Value *rowBegin_ = nullptr, *rowEnd_ = nullptr, *colBegin_ = nullptr, *colEnd_ = nullptr;
 };

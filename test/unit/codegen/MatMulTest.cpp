@@ -166,6 +166,10 @@ TEST(MatMul, DeepAndWideProducts) {
         p.transB = transB;
         products.push_back(p);
       }
+  // A transposed A big enough to be packed per task (MatMul.cpp,
+  // Plan::packA): m a multiple of the tile's rows, and not.
+  products.push_back(Product{1024, 100, 256, true, false});
+  products.push_back(Product{250, 64, 300, true, false});
   checkAgainstInterpreter(products);
 }
 
@@ -185,7 +189,7 @@ TEST(MatMul, BitIdenticalForAnyThreadCount) {
   Compiled c = compile({Product{128, 256, 784, false, true}, Product{256, 784, 128, true, false},
                         Product{128, 256, 256, false, false}, Product{200, 10, 256, false, true},
                         Product{129, 33, 1000, true, true}, Product{1030, 40, 300, true, false},
-                        Product{1030, 40, 300, false, true}},
+                        Product{1030, 40, 300, false, true}, Product{250, 64, 300, true, false}},
                        5);
   auto serial = runBits(c, nullptr);
   EXPECT_EQ(runBits(c, &one), serial);
