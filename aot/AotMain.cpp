@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/AotKernels.h"
 #include "runtime/AotModel.h"
+#include "runtime/ThreadPool.h"
 #include "runtime/Trainer.h"
 #include "trainer/TrainerCommand.h"
 
@@ -39,6 +40,7 @@ int fail(const std::string &program, const std::string &message) {
 } // namespace
 
 int main(int argc, char **argv) {
+  gradc::rt::reserveKernelStacks();
   const gradc_aot_model &model = gradc_aot_trainer_model;
   std::string program = std::filesystem::path(argc > 0 ? argv[0] : "trainer").filename().string();
   po::options_description options(

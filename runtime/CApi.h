@@ -44,7 +44,10 @@ typedef struct gradc_model gradc_model;
  * `seed` (the same bits as `gradc train --seed=SEED` starts from) and a
  * pool of `threads` threads (0: all cores; results are bit-identical for a
  * fixed count).  On failure *out is NULL and gradc_model_error(NULL)
- * tells why. */
+ * tells why.  The thread that calls the model's steps runs part of each
+ * parallel loop itself: a model with big products (the L benchmark's)
+ * needs up to 1.1 MiB of its stack, and its pool threads take glibc's
+ * default stack size (from `ulimit -s`, 8 MiB by default). */
 int gradc_model_create(const gradc_aot_model *model, uint64_t seed, int threads, gradc_model **out);
 /* Frees everything; NULL is allowed. */
 void gradc_model_destroy(gradc_model *model);

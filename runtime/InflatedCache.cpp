@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -99,7 +100,12 @@ bool writeAll(int fd, const char *from, size_t size) {
 
 /// The fingerprint of `path` if it is a regular gzip file.
 std::optional<Fingerprint> fingerprintOf(const std::string &path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Not opened unless it is a regular file: opening a named pipe would
+  // block, or take the data its writer meant for readMaybeGzipped.
+  struct stat before;
+  if (::stat(path.c_str(), &before) != 0 || !S_ISREG(before.st_mode))
+    return std::nullopt;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     return std::nullopt;
   std::optional<Fingerprint> result;
@@ -133,7 +139,8 @@ bool matchesTrailer(const char *bytes, size_t size, const Fingerprint &print) {
 /// The entry at `path` if it is whole and holds the inflated bytes of the
 /// file of `print`.
 std::optional<ByteArray> mapEntry(const std::string &path, const Fingerprint &print) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Never a symbolic link or a pipe planted in the cache directory.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
   if (fd < 0)
     return std::nullopt;
   struct stat info;
@@ -168,19 +175,28 @@ std::optional<ByteArray> mapEntry(const std::string &path, const Fingerprint &pr
 /// writer's process ID.
 constexpr std::string_view kTemporaryInfix = ".tmp-";
 
+/// How old a temporary entry must be before it counts as left behind: a
+/// writer on another machine (a cache on NFS) or in another PID namespace
+/// looks gone to kill(2) while it still writes.
+constexpr auto kOrphanAge = std::chrono::hours(1);
+
 /// Removes the temporary entries of writers that are gone: a run stopped
 /// (Ctrl-C) while it wrote an entry leaves tens of megabytes that nothing
-/// would otherwise remove.
+/// would otherwise remove.  Only regular files named as writeEntry names
+/// them, an hour old, whose process no longer exists.
 void removeOrphans(const std::string &dir) {
   std::error_code error;
+  const auto now = std::filesystem::file_time_type::clock::now();
   for (const auto &file : std::filesystem::directory_iterator(dir, error)) {
     const std::string name = file.path().filename().string();
-    const size_t at = name.find(kTemporaryInfix);
-    if (at == std::string::npos)
+    std::error_code ignored;
+    if (!isInflatedEntryName(name, /*temporary=*/true) || !file.is_regular_file(ignored) ||
+        file.is_symlink(ignored) || now - file.last_write_time(ignored) < kOrphanAge)
       continue;
+    const size_t at = name.find(kTemporaryInfix);
     const long pid = std::strtol(name.c_str() + at + kTemporaryInfix.size(), nullptr, 10);
     if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH)
-      std::filesystem::remove(file.path(), error);
+      std::filesystem::remove(file.path(), ignored);
   }
 }
 
@@ -215,6 +231,45 @@ bool writeEntry(const std::string &dir, const Fingerprint &print, const std::str
 }
 
 } // namespace
+
+bool isInflatedEntryName(std::string_view name, bool temporary) {
+  auto hex = [](std::string_view text, size_t minSize, size_t maxSize) {
+    return text.size() >= minSize && text.size() <= maxSize &&
+           std::all_of(text.begin(), text.end(),
+                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  };
+  auto digits = [](std::string_view text) {
+    return !text.empty() && text.size() <= 19 &&
+           std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (temporary) {
+    // NAME.tmp-PID-N
+    const size_t at = name.rfind(kTemporaryInfix);
+    if (at == std::string_view::npos)
+      return false;
+    std::string_view numbers = name.substr(at + kTemporaryInfix.size());
+    const size_t dash = numbers.find('-');
+    if (dash == std::string_view::npos || !digits(numbers.substr(0, dash)) ||
+        !digits(numbers.substr(dash + 1)))
+      return false;
+    name = name.substr(0, at);
+  }
+  // SIZE-CRC-ISIZE-HEAD.inflated, as entryPath writes it.
+  constexpr std::string_view kSuffix = ".inflated";
+  if (!name.ends_with(kSuffix))
+    return false;
+  name.remove_suffix(kSuffix.size());
+  std::string_view parts[4];
+  for (int i = 0; i < 4; ++i) {
+    const size_t dash = i < 3 ? name.find('-') : name.size();
+    if (dash == std::string_view::npos)
+      return false;
+    parts[i] = name.substr(0, dash);
+    name.remove_prefix(std::min(name.size(), dash + 1));
+  }
+  return hex(parts[0], 1, 16) && hex(parts[1], 8, 8) && hex(parts[2], 8, 8) &&
+         hex(parts[3], 16, 16);
+}
 
 std::string defaultInflatedCacheDir() {
   if (const char *dir = std::getenv("GRADC_DATA_CACHE_DIR"))

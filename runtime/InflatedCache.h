@@ -26,6 +26,7 @@
 #include "runtime/ByteArray.h"
 
 #include <string>
+#include <string_view>
 
 namespace gradc::rt {
 
@@ -33,6 +34,12 @@ namespace gradc::rt {
 /// $XDG_CACHE_HOME/gradc/data, else ~/.cache/gradc/data; empty (no cache)
 /// when GRADC_DATA_CACHE_DIR is "off".
 std::string defaultInflatedCacheDir();
+
+/// Whether `name` is an entry's file name (SIZE-CRC-ISIZE-HEAD in hex,
+/// ".inflated"), or with `temporary` a writer's temporary file for one
+/// (".inflated.tmp-PID-N"): the only files the cache, or `gradc cache`,
+/// ever removes.
+bool isInflatedEntryName(std::string_view name, bool temporary);
 
 /// How readCachingInflated got its bytes.
 enum class InflatedFrom {

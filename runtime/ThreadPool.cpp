@@ -133,26 +133,13 @@ struct ThreadPool::RegionProfile {
   }
 };
 
-namespace {
-
-/// Stack a pool thread gets at least: generated products may keep a
-/// packed copy of an operand of up to 1 MiB on the stack
-/// (codegen/MatMul.cpp, kMaxPackedABytes).
-constexpr size_t kMinWorkerStackBytes = size_t(8) << 20;
-
-/// New threads take glibc's default stack size, which comes from the stack
-/// limit at start-up (`ulimit -s`), and the main thread's stack grows up
-/// to that limit: both are raised to kMinWorkerStackBytes when smaller (the
-/// limit only as far as its hard limit), so that a low `ulimit -s` cannot
-/// make a product overflow a stack.  (Another thread that calls a kernel
-/// brings its own stack.)
-void ensureWorkerStacks() {
+void reserveKernelStacks() {
   struct rlimit limit;
   if (getrlimit(RLIMIT_STACK, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
-      limit.rlim_cur < kMinWorkerStackBytes) {
+      limit.rlim_cur < kKernelStackBytes) {
     limit.rlim_cur = limit.rlim_max == RLIM_INFINITY
-                         ? kMinWorkerStackBytes
-                         : std::min<rlim_t>(kMinWorkerStackBytes, limit.rlim_max);
+                         ? kKernelStackBytes
+                         : std::min<rlim_t>(kKernelStackBytes, limit.rlim_max);
     setrlimit(RLIMIT_STACK, &limit);
   }
 #if defined(__GLIBC__)
@@ -160,14 +147,12 @@ void ensureWorkerStacks() {
   if (pthread_getattr_default_np(&attr) != 0)
     return;
   size_t size = 0;
-  if (pthread_attr_getstacksize(&attr, &size) == 0 && size < kMinWorkerStackBytes &&
-      pthread_attr_setstacksize(&attr, kMinWorkerStackBytes) == 0)
+  if (pthread_attr_getstacksize(&attr, &size) == 0 && size < kKernelStackBytes &&
+      pthread_attr_setstacksize(&attr, kKernelStackBytes) == 0)
     pthread_setattr_default_np(&attr);
   pthread_attr_destroy(&attr);
 #endif
 }
-
-} // namespace
 
 ThreadPool::ThreadPool(int threads, std::chrono::nanoseconds spin) : spin_(spin) {
   if (const char *profile = std::getenv("GRADC_REGION_PROFILE");
@@ -177,7 +162,6 @@ ThreadPool::ThreadPool(int threads, std::chrono::nanoseconds spin) : spin_(spin)
     threads = static_cast<int>(std::thread::hardware_concurrency());
   // Chunk counts live in 16 bits of the claim word.
   threadCount_ = std::clamp(threads, 1, 0xffff);
-  ensureWorkerStacks();
   workers_.reserve(threadCount_ - 1);
   try {
     for (int i = 0; i + 1 < threadCount_; ++i)

@@ -55,6 +55,21 @@ struct ChunkRange {
 /// short enough that an idle pool goes quiet at once to a human observer.
 inline constexpr std::chrono::microseconds kDefaultSpin{2000};
 
+/// The stack a thread that runs kernels should have: a product may keep a
+/// packed copy of an operand of up to 1 MiB on it (codegen/MatMul.cpp,
+/// kMaxPackedABytes), and glibc's default for new threads, like the main
+/// thread's growth, follows `ulimit -s`.
+inline constexpr size_t kKernelStackBytes = size_t(8) << 20;
+
+/// Raises the soft stack limit (as far as the hard limit allows) and
+/// glibc's default stack size for new threads to kKernelStackBytes where
+/// they are smaller, so that a low `ulimit -s` cannot make a product
+/// overflow the main thread's stack or a pool thread's.  Called by gradc's
+/// and the standalone trainers' main(), before any pool starts; a program
+/// that calls kernels through the C API sees to its threads' stacks itself
+/// (runtime/CApi.h).
+void reserveKernelStacks();
+
 class ThreadPool {
 public:
   /// A pool of `threads` threads in all, counting the caller: it starts

@@ -62,10 +62,13 @@ std::string_view withoutTemporarySuffix(std::string_view name) {
   return name.substr(0, at);
 }
 
-/// A build's directory of the kernel cache: SIZE-MTIME in hex.
+/// A build's directory of the kernel cache, as kernelCacheDir names it:
+/// the executable's size and its mtime in nanoseconds, in hex (16 digits
+/// from 2001 to 2554).
 bool isBuildDirectoryName(std::string_view name) {
   std::vector<std::string_view> parts = split(name, '-');
-  return parts.size() == 2 && allHex(parts[0]) && allHex(parts[1]);
+  return parts.size() == 2 && parts[0].size() <= 16 && allHex(parts[0]) && parts[1].size() == 16 &&
+         allHex(parts[1]);
 }
 
 /// A kernel object: the key's SHA-256 in hex, ".o".
@@ -74,14 +77,10 @@ bool isKernelFileName(std::string_view name) {
   return name.size() == 64 + 2 && name.ends_with(".o") && allHex(name.substr(0, 64));
 }
 
-/// An inflated file: SIZE-CRC-ISIZE-HEADHASH in hex, ".inflated".
+/// An inflated data file, or a writer's temporary file for one.
 bool isInflatedFileName(std::string_view name) {
-  name = withoutTemporarySuffix(name);
-  if (!name.ends_with(".inflated"))
-    return false;
-  std::vector<std::string_view> parts = split(name.substr(0, name.size() - 9), '-');
-  return parts.size() == 4 && allHex(parts[0]) && parts[1].size() == 8 && allHex(parts[1]) &&
-         parts[2].size() == 8 && allHex(parts[2]) && parts[3].size() == 16 && allHex(parts[3]);
+  return rt::isInflatedEntryName(name, /*temporary=*/false) ||
+         rt::isInflatedEntryName(name, /*temporary=*/true);
 }
 
 /// Files counted or removed, and their bytes.
@@ -105,7 +104,9 @@ Tally sweep(const fs::path &dir, bool (*ours)(std::string_view), bool remove,
   std::error_code error;
   for (const fs::directory_entry &entry : fs::directory_iterator(dir, error)) {
     std::error_code ignored;
-    if (!entry.is_regular_file(ignored) || !ours(entry.path().filename().string()))
+    // Never through a symbolic link: its target is not the cache's.
+    if (entry.is_symlink(ignored) || !entry.is_regular_file(ignored) ||
+        !ours(entry.path().filename().string()))
       continue;
     const int64_t size = int64_t(entry.file_size(ignored));
     if (remove && !fs::remove(entry.path(), ignored))
@@ -113,10 +114,8 @@ Tally sweep(const fs::path &dir, bool (*ours)(std::string_view), bool remove,
     ++tally.files;
     tally.bytes += size;
   }
-  if (removeDir) {
-    std::error_code ignored;
-    fs::remove(dir, ignored); // only succeeds when empty
-  }
+  if (removeDir && !fs::is_symlink(dir, error))
+    fs::remove(dir, error); // only succeeds when empty
   return tally;
 }
 
@@ -126,7 +125,8 @@ std::vector<fs::path> otherBuilds(const fs::path &root, const fs::path &own) {
   std::error_code error;
   for (const fs::directory_entry &entry : fs::directory_iterator(root, error)) {
     std::error_code ignored;
-    if (entry.is_directory(ignored) && isBuildDirectoryName(entry.path().filename().string()) &&
+    if (!entry.is_symlink(ignored) && entry.is_directory(ignored) &&
+        isBuildDirectoryName(entry.path().filename().string()) &&
         entry.path().filename() != own.filename())
       builds.push_back(entry.path());
   }
@@ -169,7 +169,10 @@ int runCache(const std::vector<std::string> &args) {
   } else {
     const fs::path own(kernels), root = own.parent_path();
     std::cout << fmt::format("kernel cache: {}\n", root.string());
-    const Tally mine = sweep(own, isKernelFileName, clearAll, /*removeDir=*/clearAll);
+    std::error_code error;
+    const Tally mine = fs::is_symlink(own, error)
+                           ? Tally{}
+                           : sweep(own, isKernelFileName, clearAll, /*removeDir=*/clearAll);
     std::cout << fmt::format("  this build ({}): {} object{}, {}{}\n", own.filename().string(),
                              mine.files, mine.files == 1 ? "" : "s", mebibytes(mine.bytes),
                              clearAll ? ", removed" : "");

@@ -6,6 +6,8 @@
 #include "tools/Commands.h"
 #include "tools/Driver.h"
 
+#include "runtime/ThreadPool.h"
+
 #include <fmt/format.h>
 #include <iostream>
 
@@ -43,6 +45,7 @@ void printUsage(std::ostream &out) {
 } // namespace
 
 int main(int argc, char **argv) {
+  gradc::rt::reserveKernelStacks();
   if (argc < 2) {
     printUsage(std::cerr);
     return 1;

@@ -4,6 +4,7 @@
 #include "runtime/Idx.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -100,22 +101,48 @@ TEST_F(InflatedCache, TheFirstReadInflatesAndCachesLaterReadsMapTheEntry) {
 TEST_F(InflatedCache, WritingAnEntryRemovesTheTemporaryFilesOfStoppedRuns) {
   fs::create_directories(cache);
   // Process IDs end below 2^22 on Linux: 999999999 is no process.
-  const std::string orphan = "0-00000000-00000000-0000000000000000.inflated.tmp-999999999-0";
-  const std::string live =
-      "0-00000000-00000000-0000000000000000.inflated.tmp-" + std::to_string(::getpid()) + "-7";
-  writeWhole(cache + "/" + orphan, "half an entry");
-  writeWhole(cache + "/" + live, "another run's entry, being written");
+  const std::string entry = "0-00000000-00000000-0000000000000000.inflated";
+  const std::string orphan = entry + ".tmp-999999999-0";
+  const std::string young = entry + ".tmp-999999998-0"; // its writer may be on another host
+  const std::string live = entry + ".tmp-" + std::to_string(::getpid()) + "-7";
+  // The user's own files, which only look alike.
+  const std::string others[] = {"notes.tmp-999999999", "backup.tmp-20240101-1",
+                                "0-0-0-0.inflated.tmp-999999999-0", entry + ".tmp-x-1"};
+  const auto old = fs::file_time_type::clock::now() - std::chrono::hours(2);
+  for (const std::string &name : {orphan, live, young}) {
+    writeWhole(cache + "/" + name, "part of an entry");
+    if (name != young)
+      fs::last_write_time(cache + "/" + name, old);
+  }
+  for (const std::string &name : others) {
+    writeWhole(cache + "/" + name, "mine");
+    fs::last_write_time(cache + "/" + name, old);
+  }
   writeGzip(path("data.gz"), content(1000, 9));
   ByteArray bytes;
   std::string error;
   ASSERT_TRUE(readCachingInflated(path("data.gz"), cache, bytes, error)) << error;
   std::vector<std::string> files = cacheFiles();
-  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files.size(), 7u);
   EXPECT_EQ(std::count(files.begin(), files.end(), orphan), 0);
-  EXPECT_EQ(std::count(files.begin(), files.end(), live), 1);
-  EXPECT_EQ(std::count_if(files.begin(), files.end(),
-                          [](const std::string &name) { return name.ends_with(".inflated"); }),
-            1);
+  for (const std::string &kept : {live, young})
+    EXPECT_EQ(std::count(files.begin(), files.end(), kept), 1) << kept;
+  for (const std::string &kept : others)
+    EXPECT_EQ(std::count(files.begin(), files.end(), kept), 1) << kept;
+}
+
+TEST(InflatedEntryName, IsExactlyWhatTheCacheWrites) {
+  EXPECT_TRUE(isInflatedEntryName("1932a60-b4f29f28-02cdc610-0d07932fbd6ef713.inflated", false));
+  EXPECT_FALSE(isInflatedEntryName("1932a60-b4f29f28-02cdc610-0d07932fbd6ef713.inflated", true));
+  EXPECT_TRUE(
+      isInflatedEntryName("1932a60-b4f29f28-02cdc610-0d07932fbd6ef713.inflated.tmp-12-0", true));
+  for (const char *name : {"notes.inflated", "1-2-3-4.inflated", "backup.tmp-20240101",
+                           "1932a60-B4F29F28-02cdc610-0d07932fbd6ef713.inflated",
+                           "1932a60-b4f29f28-02cdc610-0d07932fbd6ef713-5.inflated",
+                           "1932a60-b4f29f28-02cdc610-0d07932fbd6ef713.inflated.tmp-12",
+                           "1932a60-b4f29f28-02cdc610-0d07932fbd6ef713.inflated.tmp-a-0"})
+    for (bool temporary : {false, true})
+      EXPECT_FALSE(isInflatedEntryName(name, temporary)) << name << " " << temporary;
 }
 
 TEST_F(InflatedCache, ADamagedEntryIsNeverUsedAndIsWrittenAgain) {
