@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/InflatedCache.h"
+#include "runtime/CacheDirs.h"
 #include "runtime/Gzip.h"
 
 #include <algorithm>
@@ -171,10 +172,6 @@ std::optional<ByteArray> mapEntry(const std::string &path, const Fingerprint &pr
   return ByteArray(std::move(mapping), data, size);
 }
 
-/// What a temporary entry's name has between the entry's name and the
-/// writer's process ID.
-constexpr std::string_view kTemporaryInfix = ".tmp-";
-
 /// How old a temporary entry must be before it counts as left behind: a
 /// writer on another machine (a cache on NFS) or in another PID namespace
 /// looks gone to kill(2) while it still writes.
@@ -233,26 +230,11 @@ bool writeEntry(const std::string &dir, const Fingerprint &print, const std::str
 } // namespace
 
 bool isInflatedEntryName(std::string_view name, bool temporary) {
-  auto hex = [](std::string_view text, size_t minSize, size_t maxSize) {
-    return text.size() >= minSize && text.size() <= maxSize &&
-           std::all_of(text.begin(), text.end(),
-                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-  };
-  auto digits = [](std::string_view text) {
-    return !text.empty() && text.size() <= 19 &&
-           std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-  };
   if (temporary) {
-    // NAME.tmp-PID-N
-    const size_t at = name.rfind(kTemporaryInfix);
-    if (at == std::string_view::npos)
+    const std::string_view entry = withoutTemporarySuffix(name);
+    if (entry.size() == name.size())
       return false;
-    std::string_view numbers = name.substr(at + kTemporaryInfix.size());
-    const size_t dash = numbers.find('-');
-    if (dash == std::string_view::npos || !digits(numbers.substr(0, dash)) ||
-        !digits(numbers.substr(dash + 1)))
-      return false;
-    name = name.substr(0, at);
+    name = entry;
   }
   // SIZE-CRC-ISIZE-HEAD.inflated, as entryPath writes it.
   constexpr std::string_view kSuffix = ".inflated";
@@ -267,18 +249,12 @@ bool isInflatedEntryName(std::string_view name, bool temporary) {
     parts[i] = name.substr(0, dash);
     name.remove_prefix(std::min(name.size(), dash + 1));
   }
-  return hex(parts[0], 1, 16) && hex(parts[1], 8, 8) && hex(parts[2], 8, 8) &&
-         hex(parts[3], 16, 16);
+  return isLowerHex(parts[0], 1, 16) && isLowerHex(parts[1], 8, 8) && isLowerHex(parts[2], 8, 8) &&
+         isLowerHex(parts[3], 16, 16);
 }
 
 std::string defaultInflatedCacheDir() {
-  if (const char *dir = std::getenv("GRADC_DATA_CACHE_DIR"))
-    return std::string_view(dir) == "off" ? "" : dir;
-  if (const char *xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
-    return std::string(xdg) + "/gradc/data";
-  if (const char *home = std::getenv("HOME"); home && *home)
-    return std::string(home) + "/.cache/gradc/data";
-  return "";
+  return cacheDirFromEnvironment("GRADC_DATA_CACHE_DIR", "data");
 }
 
 bool readCachingInflated(const std::string &path, const std::string &cacheDir, ByteArray &bytes,

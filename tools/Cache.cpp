@@ -14,11 +14,11 @@
 #include "tools/Commands.h"
 #include "tools/Driver.h"
 
+#include "runtime/CacheDirs.h"
 #include "runtime/InflatedCache.h"
 
 #include <algorithm>
 #include <boost/program_options.hpp>
-#include <cctype>
 #include <filesystem>
 #include <fmt/format.h>
 #include <iostream>
@@ -29,18 +29,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool allHex(std::string_view text) {
-  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
-    return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f');
-  });
-}
-
-bool allDigits(std::string_view text) {
-  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
-    return std::isdigit(static_cast<unsigned char>(c));
-  });
-}
-
 /// Splits `text` at every `separator`.
 std::vector<std::string_view> split(std::string_view text, char separator) {
   std::vector<std::string_view> parts;
@@ -50,31 +38,18 @@ std::vector<std::string_view> split(std::string_view text, char separator) {
   return parts;
 }
 
-/// Strips a writer's temporary suffix ".tmp-PID-N" from `name`, if it has
-/// one of that form.
-std::string_view withoutTemporarySuffix(std::string_view name) {
-  const size_t at = name.rfind(".tmp-");
-  if (at == std::string_view::npos)
-    return name;
-  std::vector<std::string_view> numbers = split(name.substr(at + 5), '-');
-  if (numbers.size() != 2 || !allDigits(numbers[0]) || !allDigits(numbers[1]))
-    return name;
-  return name.substr(0, at);
-}
-
 /// A build's directory of the kernel cache, as kernelCacheDir names it:
 /// the executable's size and its mtime in nanoseconds, in hex (16 digits
 /// from 2001 to 2554).
 bool isBuildDirectoryName(std::string_view name) {
   std::vector<std::string_view> parts = split(name, '-');
-  return parts.size() == 2 && parts[0].size() <= 16 && allHex(parts[0]) && parts[1].size() == 16 &&
-         allHex(parts[1]);
+  return parts.size() == 2 && rt::isLowerHex(parts[0], 1, 16) && rt::isLowerHex(parts[1], 16, 16);
 }
 
 /// A kernel object: the key's SHA-256 in hex, ".o".
 bool isKernelFileName(std::string_view name) {
-  name = withoutTemporarySuffix(name);
-  return name.size() == 64 + 2 && name.ends_with(".o") && allHex(name.substr(0, 64));
+  name = rt::withoutTemporarySuffix(name);
+  return name.size() == 64 + 2 && name.ends_with(".o") && rt::isLowerHex(name.substr(0, 64), 64);
 }
 
 /// An inflated data file, or a writer's temporary file for one.

@@ -1,6 +1,7 @@
 //===- tools/Driver.cpp - Shared steps of the gradc subcommands -----------===//
 #include "tools/Driver.h"
 #include "ir/Verifier.h"
+#include "runtime/CacheDirs.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -46,13 +47,7 @@ bool pipelineFrom(const po::variables_map &values, codegen::Pipeline &pipeline,
 }
 
 std::string kernelCacheDir() {
-  std::string root;
-  if (const char *dir = std::getenv("GRADC_CACHE_DIR"))
-    root = std::string_view(dir) == "off" ? "" : dir;
-  else if (const char *xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
-    root = std::string(xdg) + "/gradc/kernels";
-  else if (const char *home = std::getenv("HOME"); home && *home)
-    root = std::string(home) + "/.cache/gradc/kernels";
+  const std::string root = rt::cacheDirFromEnvironment("GRADC_CACHE_DIR", "kernels");
   if (root.empty())
     return root;
   // One directory per build of gradc, so the objects of old builds, which
