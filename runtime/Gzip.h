@@ -10,6 +10,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace gradc::rt {
 
@@ -24,7 +25,7 @@ namespace detail {
 /// The fast path of readMaybeGzipped on its own, for tests: inflates every
 /// member of the gzip data `in` into `out` with libdeflate; false on
 /// anything else than well-formed gzip data (optionally zero-padded).
-bool gunzipWithLibdeflate(const std::string &in, std::string &out);
+bool gunzipWithLibdeflate(std::string_view in, std::string &out);
 } // namespace detail
 
 } // namespace gradc::rt

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <iterator>
+#include <sys/stat.h>
+#include <thread>
 #include <zlib.h>
 
 using namespace gradc::rt;
@@ -270,3 +272,35 @@ TEST(Idx, LoadsFashionMnistWhenInstalled) {
 }
 
 } // namespace
+
+// A regular file is mapped, anything else read (Gzip.cpp, mapFile): both
+// give the same bytes, gzipped or not, and an empty file is empty.
+TEST(Idx, ReadsMappedFilesAndPipesAlike) {
+  std::vector<unsigned char> bytes = idx(3, {300, 10, 10}, 30000, 9);
+  const std::string whole(bytes.begin(), bytes.end()), packed = gzipped(bytes);
+  const std::string file = temp("mapped.gz"), plain = temp("mapped"), empty = temp("empty");
+  writeRaw(file, packed);
+  writeRaw(plain, whole);
+  writeRaw(empty, "");
+  std::string out, error;
+  bool wasGzipped = false;
+  ASSERT_TRUE(readMaybeGzipped(file, out, error, &wasGzipped)) << error;
+  EXPECT_TRUE(wasGzipped);
+  EXPECT_EQ(out, whole);
+  ASSERT_TRUE(readMaybeGzipped(plain, out, error, &wasGzipped)) << error;
+  EXPECT_FALSE(wasGzipped);
+  EXPECT_EQ(out, whole);
+  ASSERT_TRUE(readMaybeGzipped(empty, out, error, &wasGzipped)) << error;
+  EXPECT_TRUE(out.empty());
+  // The same gzip data through a named pipe, written by another thread.
+  const std::string fifo = temp("pipe.gz");
+  std::filesystem::remove(fifo);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::thread writer([&] { writeRaw(fifo, packed); });
+  ASSERT_TRUE(readMaybeGzipped(fifo, out, error, &wasGzipped)) << error;
+  writer.join();
+  EXPECT_TRUE(wasGzipped);
+  EXPECT_EQ(out, whole);
+  for (const std::string &path : {file, plain, empty, fifo})
+    std::filesystem::remove(path);
+}
