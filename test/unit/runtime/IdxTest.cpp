@@ -271,8 +271,6 @@ TEST(Idx, LoadsFashionMnistWhenInstalled) {
   EXPECT_EQ(check, "fashion-mnist has 784 features per example, the model's input 'x' takes 100");
 }
 
-} // namespace
-
 // A regular file is mapped, anything else read (Gzip.cpp, mapFile): both
 // give the same bytes, gzipped or not, and an empty file is empty.
 TEST(Idx, ReadsMappedFilesAndPipesAlike) {
@@ -297,10 +295,13 @@ TEST(Idx, ReadsMappedFilesAndPipesAlike) {
   std::filesystem::remove(fifo);
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   std::thread writer([&] { writeRaw(fifo, packed); });
-  ASSERT_TRUE(readMaybeGzipped(fifo, out, error, &wasGzipped)) << error;
+  const bool read = readMaybeGzipped(fifo, out, error, &wasGzipped); // opens it: the writer ends
   writer.join();
+  ASSERT_TRUE(read) << error;
   EXPECT_TRUE(wasGzipped);
   EXPECT_EQ(out, whole);
   for (const std::string &path : {file, plain, empty, fifo})
     std::filesystem::remove(path);
 }
+
+} // namespace
