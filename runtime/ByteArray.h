@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace gradc::rt {
@@ -49,5 +50,16 @@ private:
   const char *begin_ = nullptr;
   size_t size_ = 0;
 };
+
+/// The bytes of the regular file at `path`, mapped read-only with their
+/// pages populated at once (from the page cache: no fresh memory to touch,
+/// which is dear on a VM); the mapping lives as long as the ByteArray and
+/// its slices.  Nothing when `path` is not a regular file of at least
+/// `minSize` bytes (at least 1) or cannot be mapped: a named pipe is never
+/// opened, so its writer is not released into a closed pipe, and with
+/// `followLinks` false neither is a symbolic link.  Like any mapped file,
+/// one truncated by another program while it is read stops the reader
+/// with SIGBUS.
+std::optional<ByteArray> mapReadOnly(const std::string &path, size_t minSize, bool followLinks);
 
 } // namespace gradc::rt

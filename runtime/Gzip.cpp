@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/Gzip.h"
+#include "runtime/ByteArray.h"
 #include "runtime/HugePages.h"
 
 #include <algorithm>
@@ -18,14 +19,11 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <libdeflate.h>
 #include <memory>
 #include <string_view>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 namespace gradc::rt {
@@ -77,39 +75,6 @@ bool readFile(const std::string &path, std::string &bytes, std::string &error) {
     error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));
     return false;
   }
-  return true;
-}
-
-/// Maps a regular file read-only, its pages populated from the page cache
-/// at once, and sets `content` to its bytes; false (nothing set) when
-/// `path` is not a regular file or cannot be mapped, for readFile to try.
-/// Reading a 26 MB .gz file into memory of its own cost 20-22 ms, mostly
-/// first touches of fresh pages, which are dear on a VM; mapped it costs
-/// 2 ms, on the thread that the first training step waits for.  (Like any
-/// mapped file, one truncated by another program while it is read would
-/// stop the run with SIGBUS.)
-bool mapFile(const std::string &path, std::shared_ptr<const void> &mapping,
-             std::string_view &content) {
-  // Checked before opening: opening a named pipe's read end could release
-  // its writer into a closed pipe.
-  struct stat info;
-  if (::stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode))
-    return false;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0)
-    return false;
-  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode) || info.st_size == 0) {
-    ::close(fd);
-    return false; // (an empty file maps to nothing: readFile reads it)
-  }
-  const auto size = size_t(info.st_size);
-  void *data = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-  ::close(fd);
-  if (data == MAP_FAILED)
-    return false;
-  mapping = std::shared_ptr<const void>(
-      data, [size](const void *p) { ::munmap(const_cast<void *>(p), size); });
-  content = std::string_view(static_cast<const char *>(data), size);
   return true;
 }
 
@@ -240,19 +205,21 @@ bool gunzipWithZlib(const std::string &path, std::string_view in, std::string &o
 
 bool readMaybeGzipped(const std::string &path, std::string &bytes, std::string &error,
                       bool *wasGzipped) {
+  // A regular file is mapped rather than read into memory of its own:
+  // reading Fashion-MNIST's 26 MB .gz took 20-22 ms, mostly first touches
+  // of fresh pages, against 2 ms mapped, on the thread that the first
+  // training step waits for.  Pipes and devices are read.
   std::string raw;
-  std::shared_ptr<const void> mapping;
-  std::string_view content;
-  if (!mapFile(path, mapping, content)) {
-    if (!readFile(path, raw, error))
-      return false;
-    content = raw;
-  }
+  const std::optional<ByteArray> mapped = mapReadOnly(path, 1, /*followLinks=*/true);
+  if (!mapped && !readFile(path, raw, error))
+    return false;
+  const std::string_view content =
+      mapped ? std::string_view(mapped->data(), mapped->size()) : std::string_view(raw);
   bool gzipped = startsWithGzipMagic(content, 0);
   if (wasGzipped)
     *wasGzipped = gzipped;
   if (!gzipped) {
-    if (mapping)
+    if (mapped)
       bytes.assign(content);
     else
       bytes = std::move(raw);

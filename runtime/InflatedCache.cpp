@@ -26,7 +26,6 @@
 #include <optional>
 #include <signal.h>
 #include <string_view>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -141,35 +140,22 @@ bool matchesTrailer(const char *bytes, size_t size, const Fingerprint &print) {
 /// file of `print`.
 std::optional<ByteArray> mapEntry(const std::string &path, const Fingerprint &print) {
   // Never a symbolic link or a pipe planted in the cache directory.
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
-  if (fd < 0)
+  // Populated up front: the pages are in the page cache after the first
+  // run, and one call maps them all where the shuffled batches would
+  // otherwise fault them in one at a time during the first epoch.
+  std::optional<ByteArray> entry = mapReadOnly(path, kEntryDataOffset, /*followLinks=*/false);
+  if (!entry)
     return std::nullopt;
-  struct stat info;
-  void *base = MAP_FAILED;
-  size_t length = 0;
-  if (::fstat(fd, &info) == 0 && S_ISREG(info.st_mode) &&
-      size_t(info.st_size) >= kEntryDataOffset) {
-    length = size_t(info.st_size);
-    // Populated up front: the pages are in the page cache after the first
-    // run, and one call maps them all where the shuffled batches would
-    // otherwise fault them in one at a time during the first epoch.
-    base = ::mmap(nullptr, length, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-  }
-  ::close(fd);
-  if (base == MAP_FAILED)
-    return std::nullopt;
-  std::shared_ptr<const void> mapping(
-      base, [length](const void *at) { ::munmap(const_cast<void *>(at), length); });
   EntryHeader header;
-  std::memcpy(&header, base, sizeof header);
-  const char *data = static_cast<const char *>(base) + kEntryDataOffset;
-  const size_t size = length - kEntryDataOffset;
+  std::memcpy(&header, entry->data(), sizeof header);
+  ByteArray data = entry->slice(kEntryDataOffset, entry->size() - kEntryDataOffset);
+  const size_t size = data.size();
   if (std::memcmp(header.magic, kMagic, sizeof kMagic) != 0 ||
       header.compressedSize != print.compressedSize || header.crc != print.crc ||
       header.isize != print.isize || header.headHash != print.headHash ||
-      header.inflatedSize != size || !matchesTrailer(data, size, print))
+      header.inflatedSize != size || !matchesTrailer(data.data(), size, print))
     return std::nullopt;
-  return ByteArray(std::move(mapping), data, size);
+  return data;
 }
 
 /// How old a temporary entry must be before it counts as left behind: a
