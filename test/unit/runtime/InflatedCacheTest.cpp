@@ -10,6 +10,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <iterator>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -42,6 +43,10 @@ protected:
     return names;
   }
 
+  /// Writes `original` gzipped to `gz` and reads it once through the
+  /// cache; `entry` is the path of the one entry that wrote.
+  void cacheOnce(const std::string &original, const std::string &gz, std::string &entry);
+
   fs::path dir;
   std::string cache;
 };
@@ -73,6 +78,18 @@ void writeWhole(const std::string &path, const std::string &bytes) {
 
 std::string asString(const ByteArray &bytes) { return std::string(bytes.begin(), bytes.end()); }
 
+void InflatedCache::cacheOnce(const std::string &original, const std::string &gz,
+                              std::string &entry) {
+  writeGzip(gz, original);
+  ByteArray bytes;
+  std::string error;
+  InflatedFrom from{};
+  ASSERT_TRUE(readCachingInflated(gz, cache, bytes, error, &from)) << error;
+  ASSERT_EQ(from, InflatedFrom::InflatingCached);
+  ASSERT_EQ(cacheFiles().size(), 1u);
+  entry = cache + "/" + cacheFiles()[0];
+}
+
 TEST_F(InflatedCache, TheFirstReadInflatesAndCachesLaterReadsMapTheEntry) {
   const std::string original = content(300000, 1), gz = path("data.gz");
   writeGzip(gz, original);
@@ -96,6 +113,33 @@ TEST_F(InflatedCache, TheFirstReadInflatesAndCachesLaterReadsMapTheEntry) {
   ASSERT_TRUE(readCachingInflated(path("copy.gz"), cache, bytes, error, &from)) << error;
   EXPECT_EQ(from, InflatedFrom::Cache);
   EXPECT_EQ(cacheFiles().size(), 1u);
+}
+
+// An entry is mapped only if it is a regular file in its own right
+// (mapReadOnly, without following links): a symbolic link to a good entry
+// and a named pipe planted at the entry's name are never read; the data is
+// inflated, and the entry written over them.
+TEST_F(InflatedCache, ALinkOrAPipeInPlaceOfAnEntryIsNeverUsed) {
+  const std::string original = content(200000, 3), gz = path("data.gz"), good = path("good");
+  std::string entry;
+  ASSERT_NO_FATAL_FAILURE(cacheOnce(original, gz, entry));
+  ByteArray bytes;
+  std::string error;
+  InflatedFrom from{};
+  fs::rename(entry, good);
+  fs::create_symlink(good, entry);
+  ASSERT_TRUE(readCachingInflated(gz, cache, bytes, error, &from)) << error;
+  EXPECT_EQ(from, InflatedFrom::InflatingCached);
+  EXPECT_EQ(asString(bytes), original);
+  EXPECT_FALSE(fs::is_symlink(entry));
+  fs::remove(entry);
+  ASSERT_EQ(::mkfifo(entry.c_str(), 0600), 0);
+  ASSERT_TRUE(readCachingInflated(gz, cache, bytes, error, &from)) << error;
+  EXPECT_EQ(from, InflatedFrom::InflatingCached);
+  EXPECT_EQ(asString(bytes), original);
+  EXPECT_TRUE(fs::is_regular_file(entry));
+  ASSERT_TRUE(readCachingInflated(gz, cache, bytes, error, &from)) << error;
+  EXPECT_EQ(from, InflatedFrom::Cache);
 }
 
 TEST_F(InflatedCache, WritingAnEntryRemovesTheTemporaryFilesOfStoppedRuns) {
@@ -147,13 +191,12 @@ TEST(InflatedEntryName, IsExactlyWhatTheCacheWrites) {
 
 TEST_F(InflatedCache, ADamagedEntryIsNeverUsedAndIsWrittenAgain) {
   const std::string original = content(100000, 2), gz = path("data.gz");
-  writeGzip(gz, original);
+  std::string entry;
+  ASSERT_NO_FATAL_FAILURE(cacheOnce(original, gz, entry));
   ByteArray bytes;
   std::string error;
   InflatedFrom from{};
-  ASSERT_TRUE(readCachingInflated(gz, cache, bytes, error, &from)) << error;
-  ASSERT_EQ(cacheFiles().size(), 1u);
-  const std::string entry = cache + "/" + cacheFiles()[0], good = readWhole(entry);
+  const std::string good = readWhole(entry);
   std::string flipped = good;
   flipped[good.size() / 2] ^= 0x10; // a bit of the data
   std::string badMagic = good;
