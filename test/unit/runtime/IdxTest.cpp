@@ -271,7 +271,7 @@ TEST(Idx, LoadsFashionMnistWhenInstalled) {
   EXPECT_EQ(check, "fashion-mnist has 784 features per example, the model's input 'x' takes 100");
 }
 
-// A regular file is mapped, anything else read (Gzip.cpp, mapFile): both
+// A regular file is mapped, anything else read (mapReadOnly in runtime/ByteArray.h): both
 // give the same bytes, gzipped or not, and an empty file is empty.
 TEST(Idx, ReadsMappedFilesAndPipesAlike) {
   std::vector<unsigned char> bytes = idx(3, {300, 10, 10}, 30000, 9);
