@@ -206,9 +206,9 @@ bool gunzipWithZlib(const std::string &path, std::string_view in, std::string &o
 bool readMaybeGzipped(const std::string &path, std::string &bytes, std::string &error,
                       bool *wasGzipped) {
   // A regular file is mapped rather than read into memory of its own:
-  // reading Fashion-MNIST's 26 MB .gz took 20-22 ms, mostly first touches
-  // of fresh pages, against 2 ms mapped, on the thread that the first
-  // training step waits for.  Pipes and devices are read.
+  // reading Fashion-MNIST's 26 MB .gz took 16-78 ms, mostly first touches
+  // of fresh pages, against 2 ms mapped (bench/read_gz.c), on the thread
+  // that the first training step waits for.  Pipes and devices are read.
   std::string raw;
   const std::optional<ByteArray> mapped = mapReadOnly(path, 1, /*followLinks=*/true);
   if (!mapped && !readFile(path, raw, error))
