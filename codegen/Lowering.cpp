@@ -421,10 +421,14 @@ private:
   //
   // Conditions, so that each iteration only touches its own element and the
   // noalias scopes of the loop stay true: operands are members, constants,
-  // values of the same shape, or scalars in caller buffers (the learning
-  // rate); and the storage of the loop's inputs, stored results and update
-  // targets is pairwise disjoint in the memory plan (an updated target may
-  // be an input: element i is read before it is written).
+  // values of the same shape, row vectors broadcast over the rows of a
+  // matrix (a layer's bias: the loop then runs over rows, then columns),
+  // or scalars in caller buffers (the learning rate); and the storage of
+  // the loop's inputs, stored results and update targets is pairwise
+  // disjoint in the memory plan (an updated target may be an input: element
+  // i is read before it is written).  The memory plan keeps a run's inputs
+  // live until its last stored member where that costs no arena bytes
+  // (passes/MemoryPlan.cpp), so this rarely fails.
 
   struct FusionGroup {
     std::vector<const Node *> nodes;   ///< in program order, updates included
@@ -499,7 +503,12 @@ private:
     for (const Node *operand : node.operands) {
       if (members.count(operand) || operand->is(OpKind::Const))
         continue;
-      if (operand->type.shape == shape && operand->type.dtype == ir::DType::F32)
+      if (operand->type.dtype != ir::DType::F32)
+        return false;
+      if (operand->type.shape == shape)
+        continue;
+      // A bias: a row vector, broadcast over the rows of a matrix.
+      if (shape.size() == 2 && operand->type.shape == ir::Shape{shape[1]})
         continue;
       if (operand->type.rank() == 0 && layout_.of(operand).home.kind != Storage::Arena)
         continue;
@@ -676,28 +685,54 @@ private:
       bases.push_back(pointerOf(node));
     std::string name = leader.name + ".fused";
     beginNode(leader, name, bases);
-    // One element (index `at`) of every member, in program order.
-    auto element = [&](ArrayRef<Value *> pointers, Value *at) {
+    // One element (index `at`, in column `column` of a row vector) of
+    // every member, in program order.
+    auto element = [&](ArrayRef<Value *> pointers, Value *at, Value *column) {
       auto pointer = [&](const Node *node) { return pointers[storageSlot(storage, node)]; };
       emitGroupElement(
           group,
           [&](const Node *operand) {
-            return kb_.load(pointer(operand), operand->type.rank() == 0 ? kb_.index(0) : at,
-                            operand->name + ".v");
+            Value *index = operand->type.rank() == 0           ? kb_.index(0)
+                           : operand->type.shape == type.shape ? at
+                                                               : column;
+            return kb_.load(pointer(operand), index, operand->name + ".v");
           },
           pointer, at);
     };
+    // A group that reads a row vector (a bias) loops over rows, then over
+    // the columns the vector is indexed by; others are one flat loop.
+    const bool rowVectors =
+        std::any_of(group.inputs.begin(), group.inputs.end(),
+                    [&](const Node *input) { return input->type.rank() == 1 && type.rank() == 2; });
+    const int64_t rowElements = type.rank() ? type.numel() / type.shape[0] : 1;
+    auto loopOverRows = [&](ArrayRef<Value *> pointers, Value *firstRow, int64_t rows,
+                            const std::string &loopName) {
+      Value *first = b_.CreateMul(firstRow, kb_.index(rowElements));
+      if (!rowVectors) {
+        kb_.loop(rows * rowElements, loopName, [&](Value *i) {
+          element(pointers, b_.CreateAdd(first, i, "", true, true), nullptr);
+        });
+        return;
+      }
+      kb_.loop(rows, loopName + ".r", [&](Value *r) {
+        Value *rowStart = b_.CreateAdd(
+            first, b_.CreateMul(r, kb_.index(rowElements), "", true, true), "", true, true);
+        kb_.loop(rowElements, loopName + ".c", [&](Value *c) {
+          element(pointers, b_.CreateAdd(rowStart, c, "", true, true), c);
+        });
+      });
+    };
     if (!runsInParallel(type)) {
-      kb_.loop(type.numel(), name, [&](Value *at) { element(bases, at); });
+      if (rowVectors)
+        loopOverRows(bases, kb_.index(0), type.shape[0], name);
+      else
+        kb_.loop(type.numel(), name, [&](Value *at) { element(bases, at, nullptr); });
       return;
     }
-    const int64_t rowElements = type.numel() / type.shape[0];
-    forRowBlocks(
-        type.shape, name, bases, [&](ArrayRef<Value *> pointers, Value *firstRow, int64_t rows) {
-          Value *first = b_.CreateMul(firstRow, kb_.index(rowElements));
-          kb_.loop(rows * rowElements, name + ".i",
-                   [&](Value *i) { element(pointers, b_.CreateAdd(first, i, "", true, true)); });
-        });
+    forRowBlocks(type.shape, name, bases,
+                 [&](ArrayRef<Value *> pointers, Value *firstRow, int64_t rows) {
+                   loopOverRows(pointers, firstRow, rows, name + ".i");
+                 });
   }
 
   // --- Epilogues of matrix products. ---------------------------------------

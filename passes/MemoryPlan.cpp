@@ -2,7 +2,9 @@
 //
 // Two placements, the smaller arena wins: first fit in program order, and
 // greedy by size.  Both are exact about live ranges; neither is optimal
-// (that is NP-hard), and on our graphs each wins on some.
+// (that is NP-hard), and on our graphs each wins on some.  Before placing,
+// the inputs of a run of maps that codegen fuses into one loop are kept
+// live through the run where that costs no arena bytes (fusionRunExtensions).
 //
 //===----------------------------------------------------------------------===//
 #include "passes/MemoryPlan.h"
@@ -10,6 +12,7 @@
 
 #include <algorithm>
 #include <map>
+#include <unordered_set>
 
 namespace gradc::passes {
 
@@ -130,6 +133,91 @@ static int64_t placeBySize(MemoryPlan &plan) {
   return arenaBytes;
 }
 
+/// A later last use for some values: (index in MemoryPlan::buffers, node
+/// index), which only ever lengthens a range.
+using Extension = std::vector<std::pair<size_t, size_t>>;
+
+/// Codegen fuses a run of consecutive elementwise maps of one shape into
+/// one loop (codegen/Lowering.cpp, planFusion; leaves and updates do not
+/// end a run), which reads every input of the run and stores the members
+/// read outside it, element by element.  It cannot loop over an input and
+/// a stored member that overlap, so it lowers such a run one map at a time,
+/// one pass over memory each.  The first fit often gives a stored member
+/// bytes of an input whose last reader was earlier in the run: the L
+/// model's first layer's backward maps were three passes for that reason.
+/// For each run, the extension that keeps its inputs live until its last
+/// stored member is defined.  (Members read only inside the run keep their
+/// ranges: the loop never stores them.)
+static std::vector<Extension> fusionRunExtensions(const Graph &graph, const MemoryPlan &plan) {
+  const auto &nodes = graph.nodes();
+  std::unordered_map<const Node *, size_t> position; // in program order
+  std::unordered_map<const Node *, std::vector<const Node *>> users;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    position[nodes[i].get()] = i;
+    for (const Node *operand : nodes[i]->operands)
+      users[operand].push_back(nodes[i].get());
+  }
+  std::vector<Extension> extensions;
+  std::vector<const Node *> run;
+  auto finish = [&] {
+    std::unordered_set<const Node *> members(run.begin(), run.end());
+    size_t lastStored = 0;
+    for (const Node *member : run) {
+      if (!member->hasResult())
+        continue;
+      bool stored = plan.of(member).external; // a result of the graph
+      for (const Node *user : users[member])
+        stored = stored || !members.count(user);
+      if (stored)
+        lastStored = std::max(lastStored, position.at(member));
+    }
+    Extension extension;
+    for (const Node *member : run)
+      for (const Node *operand : member->operands)
+        if (!members.count(operand) && operand->hasResult()) {
+          size_t index = plan.index.at(operand);
+          if (!plan.buffers[index].external && plan.buffers[index].lastUse < lastStored)
+            extension.emplace_back(index, lastStored);
+        }
+    if (!extension.empty())
+      extensions.push_back(std::move(extension));
+    run.clear();
+  };
+  for (const auto &owned : nodes) {
+    const Node *node = owned.get();
+    if (node->isLeaf())
+      continue;
+    const bool map = node->isElementwise() && node->type.dtype == DType::F32;
+    if (!run.empty() &&
+        (node->is(OpKind::Update) || (map && node->type.shape == run.front()->type.shape))) {
+      run.push_back(node);
+      continue;
+    }
+    finish();
+    if (map)
+      run.push_back(node);
+  }
+  finish();
+  return extensions;
+}
+
+/// Places every value with the ranges of `plan`, by first fit or by size,
+/// whichever gives the smaller arena.
+static void place(MemoryPlan &plan) {
+  int64_t firstFitBytes = placeFirstFit(plan);
+  std::vector<int64_t> firstFitOffsets;
+  for (const BufferPlacement &p : plan.buffers)
+    firstFitOffsets.push_back(p.offset);
+  int64_t bySizeBytes = placeBySize(plan);
+  if (firstFitBytes <= bySizeBytes) {
+    for (size_t i = 0; i < plan.buffers.size(); ++i)
+      plan.buffers[i].offset = firstFitOffsets[i];
+    plan.arenaBytes = firstFitBytes;
+  } else {
+    plan.arenaBytes = bySizeBytes;
+  }
+}
+
 MemoryPlan planMemory(const Graph &graph) {
   MemoryPlan plan;
   const auto &nodes = graph.nodes();
@@ -153,17 +241,47 @@ MemoryPlan planMemory(const Graph &graph) {
       p.lastUse = std::max(p.lastUse, i);
     }
 
-  int64_t firstFitBytes = placeFirstFit(plan);
-  std::vector<int64_t> firstFitOffsets;
+  // Fused runs get their inputs' longer ranges where that does not raise
+  // the peak: all of them at once when possible (the training steps of
+  // examples/ and bench/), else run by run in program order.  Where one
+  // would (small models, whose maps run unfused at a cache's speed; an
+  // inference step, where a layer's bias, activation and product would all
+  // be live), the run keeps its ranges, and codegen lowers it fused only
+  // if no stored member overlaps an input anyway.
+  place(plan);
+  const int64_t peak = plan.arenaBytes;
+  const std::vector<Extension> extensions = fusionRunExtensions(graph, plan);
+  std::vector<size_t> lastUse;
   for (const BufferPlacement &p : plan.buffers)
-    firstFitOffsets.push_back(p.offset);
-  int64_t bySizeBytes = placeBySize(plan);
-  if (firstFitBytes <= bySizeBytes) {
+    lastUse.push_back(p.lastUse);
+  auto extend = [&](const Extension &extension) {
+    for (auto [index, until] : extension)
+      plan.buffers[index].lastUse = std::max(plan.buffers[index].lastUse, until);
+  };
+  auto restore = [&](const std::vector<size_t> &ranges) {
     for (size_t i = 0; i < plan.buffers.size(); ++i)
-      plan.buffers[i].offset = firstFitOffsets[i];
-    plan.arenaBytes = firstFitBytes;
-  } else {
-    plan.arenaBytes = bySizeBytes;
+      plan.buffers[i].lastUse = ranges[i];
+  };
+  if (!extensions.empty()) {
+    for (const Extension &extension : extensions)
+      extend(extension);
+    place(plan);
+    if (plan.arenaBytes > peak) {
+      restore(lastUse);
+      std::vector<size_t> accepted = lastUse;
+      for (const Extension &extension : extensions) {
+        extend(extension);
+        place(plan);
+        if (plan.arenaBytes <= peak) {
+          for (size_t i = 0; i < plan.buffers.size(); ++i)
+            accepted[i] = plan.buffers[i].lastUse;
+        } else {
+          restore(accepted);
+        }
+      }
+      restore(accepted);
+      place(plan);
+    }
   }
   for (const BufferPlacement &p : plan.buffers)
     if (!p.external)

@@ -31,15 +31,19 @@ TEST(Emit, UnoptimizedIRNamesTheGraph) {
   std::string ir, error;
   ASSERT_TRUE(codegen::emitLLVMIR(*g, "eval", {}, /*optimized=*/false, ir, error)) << error;
   EXPECT_TRUE(contains(ir, "define void @gradc_ew_eval(ptr")) << ir;
-  // A block and a comment per node, loops and values named after it.
-  EXPECT_TRUE(contains(ir, "\nz:")) << ir;
+  // The two maps are one fused loop: a block named after the first, a
+  // comment per node, loops and values named after them.
+  EXPECT_TRUE(contains(ir, "\nz.fused:")) << ir;
   EXPECT_TRUE(contains(ir, "; %z = add %a, %b : f32[256,256]")) << ir;
-  EXPECT_TRUE(contains(ir, "z.d0.loop:")) << ir;
+  EXPECT_TRUE(contains(ir, "; %w = mul %z, %row : f32[256,256]")) << ir;
   EXPECT_TRUE(contains(ir, "%z.v = fadd reassoc contract float")) << ir;
+  EXPECT_TRUE(contains(ir, "%w.v = fmul reassoc contract float %z.v, %row.v")) << ir;
   EXPECT_TRUE(contains(ir, "%row.buf = load ptr")) << ir;
   EXPECT_TRUE(contains(ir, "%w.out = load ptr")) << ir;
-  // The broadcast row is read with stride 0 along the rows: two loops.
-  EXPECT_TRUE(contains(ir, "w.d1.loop:")) << ir;
+  // The broadcast row is indexed by the column: a loop over the rows (of
+  // each task's block), then one over the columns.
+  EXPECT_TRUE(contains(ir, "z.fused.i.r.loop:")) << ir;
+  EXPECT_TRUE(contains(ir, "z.fused.i.c.loop:")) << ir;
   EXPECT_FALSE(contains(ir, "nnan")) << ir;
 }
 
