@@ -429,12 +429,19 @@ private:
   // i is read before it is written).  The memory plan keeps a run's inputs
   // live until its last stored member where that costs no arena bytes
   // (passes/MemoryPlan.cpp), so this rarely fails.
+  //
+  // A run also takes the sums of squares of its inputs that sink-penalty
+  // put inside it (the objective's weight decay, sum ||W||^2, next to W's
+  // update): the loop adds up each element's square as it reads it, by the
+  // row blocks of the update, and the partial sums are added in block
+  // order after the loop, as reduce() does.
 
   struct FusionGroup {
     std::vector<const Node *> nodes;   ///< in program order, updates included
     std::vector<const Node *> inputs;  ///< operands from outside, not constants
     std::vector<const Node *> stored;  ///< members read outside the group
     std::vector<const Node *> targets; ///< what the group's updates write
+    std::vector<const Node *> sums;    ///< sums of squares of inputs (sink-penalty)
   };
 
   /// An elementwise op (TRAIT_ELEMENTWISE in ir/Ops.def) as a function of
@@ -529,6 +536,23 @@ private:
            layout_.of(target).home.kind == Storage::Buffer;
   }
 
+  /// Whether `node` is a sum of squares of an input of the run (a weight,
+  /// for the objective's weight decay: passes/SinkPenalty.cpp) that the
+  /// run's loop can add up while it reads the input, before any update of
+  /// the run writes it.
+  bool fusableSum(const Node &node, const std::vector<const Node *> &run) {
+    if (!node.is(OpKind::SumSq))
+      return false;
+    const Node *x = node.operands[0];
+    const ValueLayout &value = layout_.of(&node);
+    if (x->type.dtype != ir::DType::F32 || x->type.shape != run.front()->type.shape ||
+        value.aliasOf || !value.copyToBuffers.empty() || value.home.kind != Storage::Arena)
+      return false;
+    return std::none_of(run.begin(), run.end(), [&](const Node *member) {
+      return member == x || (member->is(OpKind::Update) && member->operands[0] == x);
+    });
+  }
+
   void planFusion() {
     std::vector<const Node *> run;
     std::unordered_set<const Node *> members;
@@ -548,8 +572,9 @@ private:
       // Computed in a product's tiles, at the product: no code here.
       if (epilogueMembers_.count(&node))
         continue;
-      if (!run.empty() && (fusable(node, run.front()->type.shape, members) ||
-                           fusableUpdate(node, run.front()->type.shape, members))) {
+      if (!run.empty() &&
+          (fusable(node, run.front()->type.shape, members) ||
+           fusableUpdate(node, run.front()->type.shape, members) || fusableSum(node, run))) {
         run.push_back(&node);
         members.insert(&node);
         continue;
@@ -606,6 +631,11 @@ private:
         addOnce(group->targets, node->operands[0]);
         continue;
       }
+      if (node->is(OpKind::SumSq)) {
+        addOnce(group->inputs, node->operands[0]);
+        group->sums.push_back(node);
+        continue;
+      }
       for (const Node *operand : node->operands)
         if (operand != computedBy && !members.count(operand) && !operand->is(OpKind::Const))
           addOnce(group->inputs, operand);
@@ -651,13 +681,21 @@ private:
 
   /// One element of every member of `group`, in program order: `input`
   /// loads an operand from outside the group, and stored members and
-  /// update targets are written at element `at` of `pointer`(node).
+  /// update targets are written at element `at` of `pointer`(node).  The
+  /// squares of the group's sums are appended to `squares`, in the order
+  /// of group.sums.
   void emitGroupElement(const FusionGroup &group, function_ref<Value *(const Node *)> input,
-                        function_ref<Value *(const Node *)> pointer, Value *at) {
+                        function_ref<Value *(const Node *)> pointer, Value *at,
+                        SmallVectorImpl<Value *> *squares = nullptr) {
     std::unordered_map<const Node *, Value *> values;
     for (const Node *node : group.nodes) {
       if (node->is(OpKind::Update)) {
         kb_.store(values.at(node->operands[1]), pointer(node->operands[0]), at);
+        continue;
+      }
+      if (node->is(OpKind::SumSq)) {
+        Value *x = input(node->operands[0]);
+        squares->push_back(b_.CreateFMul(x, x, node->name + ".square"));
         continue;
       }
       std::vector<Value *> in;
@@ -685,10 +723,14 @@ private:
       bases.push_back(pointerOf(node));
     std::string name = leader.name + ".fused";
     beginNode(leader, name, bases);
+    using Sums = SmallVector<Value *, 2>;
     // One element (index `at`, in column `column` of a row vector) of
-    // every member, in program order.
-    auto element = [&](ArrayRef<Value *> pointers, Value *at, Value *column) {
+    // every member, in program order; returns the group's sums of squares
+    // `sums` with this element's squares added.
+    auto element = [&](ArrayRef<Value *> pointers, Value *at, Value *column,
+                       ArrayRef<Value *> sums) {
       auto pointer = [&](const Node *node) { return pointers[storageSlot(storage, node)]; };
+      Sums squares;
       emitGroupElement(
           group,
           [&](const Node *operand) {
@@ -697,7 +739,11 @@ private:
                                                                : column;
             return kb_.load(pointer(operand), index, operand->name + ".v");
           },
-          pointer, at);
+          pointer, at, &squares);
+      Sums next;
+      for (size_t k = 0; k < sums.size(); ++k)
+        next.push_back(b_.CreateFAdd(sums[k], squares[k], group.sums[k]->name + ".sum"));
+      return next;
     };
     // A group that reads a row vector (a bias) loops over rows, then over
     // the columns the vector is indexed by; others are one flat loop.
@@ -705,34 +751,57 @@ private:
         std::any_of(group.inputs.begin(), group.inputs.end(),
                     [&](const Node *input) { return input->type.rank() == 1 && type.rank() == 2; });
     const int64_t rowElements = type.rank() ? type.numel() / type.shape[0] : 1;
+    const Sums zeros(group.sums.size(), kb_.f32Const(0.0));
     auto loopOverRows = [&](ArrayRef<Value *> pointers, Value *firstRow, int64_t rows,
-                            const std::string &loopName) {
+                            const std::string &loopName) -> Sums {
       Value *first = b_.CreateMul(firstRow, kb_.index(rowElements));
-      if (!rowVectors) {
-        kb_.loop(rows * rowElements, loopName, [&](Value *i) {
-          element(pointers, b_.CreateAdd(first, i, "", true, true), nullptr);
+      if (!rowVectors)
+        return kb_.loop(rows * rowElements, loopName, zeros, [&](Value *i, ArrayRef<Value *> sums) {
+          return element(pointers, b_.CreateAdd(first, i, "", true, true), nullptr, sums);
         });
-        return;
-      }
-      kb_.loop(rows, loopName + ".r", [&](Value *r) {
+      return kb_.loop(rows, loopName + ".r", zeros, [&](Value *r, ArrayRef<Value *> sums) {
         Value *rowStart = b_.CreateAdd(
             first, b_.CreateMul(r, kb_.index(rowElements), "", true, true), "", true, true);
-        kb_.loop(rowElements, loopName + ".c", [&](Value *c) {
-          element(pointers, b_.CreateAdd(rowStart, c, "", true, true), c);
+        return kb_.loop(rowElements, loopName + ".c", sums, [&](Value *c, ArrayRef<Value *> sums) {
+          return element(pointers, b_.CreateAdd(rowStart, c, "", true, true), c, sums);
         });
       });
     };
     if (!runsInParallel(type)) {
-      if (rowVectors)
-        loopOverRows(bases, kb_.index(0), type.shape[0], name);
-      else
-        kb_.loop(type.numel(), name, [&](Value *at) { element(bases, at, nullptr); });
+      Sums sums = rowVectors
+                      ? loopOverRows(bases, kb_.index(0), type.shape[0], name)
+                      : kb_.loop(type.numel(), name, zeros, [&](Value *at, ArrayRef<Value *> sums) {
+                          return element(bases, at, nullptr, sums);
+                        });
+      for (size_t k = 0; k < sums.size(); ++k)
+        kb_.store(sums[k], pointerOf(group.sums[k]), kb_.index(0));
       return;
     }
-    forRowBlocks(type.shape, name, bases,
+    // A sum of squares adds up each row block into a partial of its own,
+    // then the partials in block order, as reduce() does on its own: the
+    // result does not depend on the thread count.
+    const RowBlocks blocks = rowBlocksOf(type.shape[0]);
+    std::vector<Value *> captures = bases;
+    BasicBlock &entry = kb_.function->getEntryBlock();
+    for (const Node *sum : group.sums)
+      captures.push_back(IRBuilder<>(&entry, entry.begin())
+                             .CreateAlloca(ArrayType::get(kb_.f32, blocks.tasks), nullptr,
+                                           sum->name + ".partials"));
+    forRowBlocks(type.shape, name, captures,
                  [&](ArrayRef<Value *> pointers, Value *firstRow, int64_t rows) {
-                   loopOverRows(pointers, firstRow, rows, name + ".i");
+                   Sums sums = loopOverRows(pointers, firstRow, rows, name + ".i");
+                   Value *block = b_.CreateUDiv(firstRow, kb_.index(blocks.rowsPerTask));
+                   for (size_t k = 0; k < sums.size(); ++k)
+                     b_.CreateStore(
+                         sums[k], b_.CreateInBoundsGEP(kb_.f32, pointers[bases.size() + k], block));
                  });
+    for (size_t k = 0; k < group.sums.size(); ++k) {
+      Value *partials = captures[bases.size() + k];
+      const std::string &sumName = group.sums[k]->name;
+      emitReduction(
+          kb_, sumName + ".partials", {blocks.tasks}, {0}, {{partials, sumName + ".partials"}},
+          pointerOf(group.sums[k]), [](ArrayRef<Value *> in) { return in[0]; }, nullptr);
+    }
   }
 
   // --- Epilogues of matrix products. ---------------------------------------

@@ -188,6 +188,13 @@ void Graph::moveBefore(Node *node, Node *pos) {
   nodes_.insert(nodes_.begin() + indexOf(pos), std::move(owned));
 }
 
+void Graph::moveToEnd(Node *node) {
+  size_t from = indexOf(node);
+  std::unique_ptr<Node> owned = std::move(nodes_[from]);
+  nodes_.erase(nodes_.begin() + from);
+  nodes_.push_back(std::move(owned));
+}
+
 Node *Graph::output(std::string_view key) const {
   for (const GraphOutput &out : outputs)
     if (out.key == key)

@@ -236,6 +236,8 @@ public:
   /// Moves `node` to just before `pos` (program order only; the caller keeps
   /// operands before users).
   void moveBefore(Node *node, Node *pos);
+  /// Moves `node` to the end of program order.
+  void moveToEnd(Node *node);
 
   std::vector<GraphOutput> outputs;
   Node *output(std::string_view key) const;

@@ -47,7 +47,7 @@ std::vector<std::string> splitPassList(std::string_view list) {
 std::vector<std::string> trainPipeline() { return {"dropout", "l2", "autodiff", "optimizer"}; }
 std::vector<std::string> gradientPipeline() { return {"dropout", "l2", "autodiff"}; }
 std::vector<std::string> optimizePipeline() {
-  return {"simplify", "hoist-masks", "recompute-masks", "sink-maps"};
+  return {"simplify", "hoist-masks", "recompute-masks", "sink-maps", "sink-penalty"};
 }
 std::vector<std::string> inferencePipeline() { return {"dropout-infer", "simplify"}; }
 

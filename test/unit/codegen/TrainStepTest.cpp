@@ -12,6 +12,7 @@
 #include "ir/Interpreter.h"
 #include "ir/Printer.h"
 #include "passes/Pass.h"
+#include "runtime/ThreadPool.h"
 
 #include <algorithm>
 #include <gtest/gtest.h>
@@ -24,23 +25,23 @@ using namespace gradc::ir;
 namespace {
 
 /// z = W1 x, h = dropout(relu(z), 0.5), o = W2 h, L = 1/2 ||o - y||^2,
-/// weight decay 0.01.
-std::unique_ptr<Graph> lecture() {
+/// weight decay 0.01: the lecture's 4 inputs and 5 hidden units, or more.
+std::unique_ptr<Graph> lecture(int64_t inputs = 4, int64_t hidden = 5) {
   auto g = std::make_unique<Graph>();
   g->name = "lecture";
   g->weightDecay = 0.01;
-  Node *x = g->create(OpKind::Input, {}, Type::f32({4}), {}, "x");
+  Node *x = g->create(OpKind::Input, {}, Type::f32({inputs}), {}, "x");
   Node *y = g->create(OpKind::Target, {}, Type::f32({2}), {}, "y");
   Attrs w1;
   w1.init = {"xavier_normal", {}};
-  w1.fanIn = 4;
-  w1.fanOut = 5;
-  Node *W1 = g->create(OpKind::Param, {}, Type::f32({5, 4}), w1, "W1");
+  w1.fanIn = inputs;
+  w1.fanOut = hidden;
+  Node *W1 = g->create(OpKind::Param, {}, Type::f32({hidden, inputs}), w1, "W1");
   Attrs w2 = w1;
-  w2.fanIn = 5;
+  w2.fanIn = hidden;
   w2.fanOut = 2;
-  Node *W2 = g->create(OpKind::Param, {}, Type::f32({2, 5}), w2, "W2");
-  Node *z = g->create(OpKind::MatMul, {W1, x}, Type::f32({5}), {}, "z");
+  Node *W2 = g->create(OpKind::Param, {}, Type::f32({2, hidden}), w2, "W2");
+  Node *z = g->create(OpKind::MatMul, {W1, x}, Type::f32({hidden}), {}, "z");
   Node *h = g->create(OpKind::Relu, {z}, z->type, {}, "h");
   Attrs drop;
   drop.value = 0.5;
@@ -165,6 +166,51 @@ TEST(TrainStep, GradientKernelMatchesInterpreter) {
   ASSERT_NE(g, nullptr);
   ASSERT_NE(g->output("grad.W1"), nullptr) << toString(*g);
   expectSameSteps(*g, 2);
+}
+
+// sink-penalty moves the sums of squares of weight decay into the weights'
+// update loops.  A weight of 78,000 elements is updated on the pool by
+// blocks of rows, and its sum of squares is added up in the same blocks:
+// the objective must match the interpreter's, and be the same bits for any
+// thread count.
+TEST(TrainStep, SumOfSquaresInABigWeightsUpdateMatchesInterpreter) {
+  auto g = lecture(300, 260);
+  g->optimizer.momentum = 0.9;
+  std::ostringstream errors;
+  Diagnostics diags(nullptr, errors);
+  ASSERT_TRUE(passes::runPipeline(*g, trainingPipeline(), diags)) << errors.str();
+
+  std::string ir, error;
+  ASSERT_TRUE(codegen::emitLLVMIR(*g, "k", {}, /*optimized=*/false, ir, error)) << error;
+  EXPECT_NE(ir.find("%sqnorm_W1.sum = fadd"), std::string::npos) << ir;
+  EXPECT_NE(ir.find("sqnorm_W1.partials"), std::string::npos) << ir;
+  // One step: with 300 inputs and lr 0.1 the second one's weights are in
+  // the thousands, beyond f32's agreement with the f64 interpreter.
+  expectSameSteps(*g, 1);
+
+  rt::KernelSpec spec;
+  ASSERT_TRUE(test::sharedJit().addKernels({{g.get(), "k", &spec, false}}, error)) << error;
+  test::KernelRunner runner(*g, spec);
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> dist(-1, 1);
+  std::vector<std::pair<const Node *, Tensor>> leaves;
+  for (const auto &node : g->nodes())
+    if (node->isLeaf()) {
+      Tensor t(node->type);
+      for (double &v : t.data)
+        v = node->is(OpKind::Hyper) ? 0.1 : node->is(OpKind::State) ? 0.0 : dist(rng);
+      leaves.emplace_back(node.get(), t);
+    }
+  std::vector<std::vector<uint32_t>> objectives;
+  rt::ThreadPool one(1), two(2), three(3);
+  for (rt::ThreadPool *pool : {&one, &two, &three}) {
+    for (auto &[leaf, value] : leaves)
+      runner.bind(leaf, value);
+    runner.run(0, 0, pool);
+    objectives.push_back(runner.bits("objective"));
+  }
+  EXPECT_EQ(objectives[1], objectives[0]) << "2 threads";
+  EXPECT_EQ(objectives[2], objectives[0]) << "3 threads";
 }
 
 TEST(TrainStep, InferenceKernelMatchesInterpreter) {
