@@ -26,6 +26,7 @@
 #include <llvm/Support/FormattedStream.h>
 
 #include <fmt/format.h>
+#include <limits>
 #include <map>
 #include <unordered_set>
 
@@ -358,6 +359,10 @@ private:
               const std::vector<ReductionInput> &inputs, Value *out,
               function_ref<Value *(ArrayRef<Value *>)> element,
               function_ref<Value *(Value *)> finish, Combine combine = Combine::Sum) {
+    if (type.rank() == 2 && axes == std::vector<int64_t>{0} && runsInParallel(type)) {
+      reduceColumns(name, type, inputs, out, element, finish, combine);
+      return;
+    }
     if (static_cast<int64_t>(axes.size()) != type.rank() || !runsInParallel(type)) {
       emitReduction(kb_, name, type.shape, axes, inputs, out, element, finish, combine);
       return;
@@ -387,6 +392,63 @@ private:
     emitReduction(
         kb_, name + ".partials", {blocks.tasks}, {0}, {{partials, name + ".partials"}}, out,
         [](ArrayRef<Value *> in) { return in[0]; }, finish, combine);
+  }
+
+  /// emitReduction of a big matrix down its columns (a bias's gradient, the
+  /// sum over a batch) on the thread pool: each task takes a block of
+  /// columns, through all rows, and does for them exactly what
+  /// emitReduction does serially (the output from 0 or -inf, then each row
+  /// combined into it in order, then `finish`), so the split changes no
+  /// bit.  Blocks are whole cache lines of the output.  Serially, the L
+  /// model's two [256, 1024] bias gradients were 0.6% of its step while the
+  /// other core waited.
+  void reduceColumns(const std::string &name, const ir::Type &type,
+                     const std::vector<ReductionInput> &inputs, Value *out,
+                     function_ref<Value *(ArrayRef<Value *>)> element,
+                     function_ref<Value *(Value *)> finish, Combine combine) {
+    const int64_t rows = type.shape[0], columns = type.shape[1];
+    constexpr int64_t kLine = 16; // floats in a cache line
+    const int64_t width =
+        (columns + kElementwiseTasks * kLine - 1) / (kElementwiseTasks * kLine) * kLine;
+    const int64_t tasks = (columns + width - 1) / width;
+    std::vector<Value *> captures;
+    for (const ReductionInput &input : inputs)
+      captures.push_back(input.base);
+    captures.push_back(out);
+    Constant *initial =
+        kb_.f32Const(combine == Combine::Sum ? 0.0 : -std::numeric_limits<double>::infinity());
+    auto combined = [&](Value *acc, Value *v) -> Value * {
+      if (combine == Combine::Sum)
+        return b_.CreateFAdd(acc, v);
+      return b_.CreateBinaryIntrinsic(Intrinsic::maximum, acc, v);
+    };
+    kb_.parallelFor(
+        tasks, name + ".columns", captures,
+        [&](ArrayRef<Value *> pointers, Value *begin, Value *end) {
+          Value *target = pointers.back();
+          kb_.loopRange(begin, end, 1, name + ".task", [&](Value *task) {
+            Value *first = b_.CreateMul(task, kb_.index(width), name + ".column");
+            Value *last = b_.CreateBinaryIntrinsic(
+                Intrinsic::smin, b_.CreateAdd(first, kb_.index(width)), kb_.index(columns));
+            kb_.loopRange(first, last, 1, name + ".init",
+                          [&](Value *c) { kb_.store(initial, target, c); });
+            kb_.loop(rows, name + ".d0", [&](Value *r) {
+              Value *row = kb_.offset(kb_.index(0), r, columns);
+              kb_.loopRange(first, last, 1, name + ".d1", [&](Value *c) {
+                std::vector<Value *> values;
+                for (size_t i = 0; i < inputs.size(); ++i)
+                  values.push_back(kb_.load(pointers[i], b_.CreateAdd(row, c, "", true, true),
+                                            inputs[i].name + ".v"));
+                Value *old = kb_.load(target, c, name + ".v");
+                kb_.store(combined(old, element(values)), target, c);
+              });
+            });
+            if (finish)
+              kb_.loopRange(first, last, 1, name + ".finish", [&](Value *c) {
+                kb_.store(finish(kb_.load(target, c, name + ".v")), target, c);
+              });
+          });
+        });
   }
 
   std::vector<int64_t> allAxes(const ir::Type &type) {

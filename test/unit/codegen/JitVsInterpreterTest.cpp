@@ -14,6 +14,8 @@
 //===----------------------------------------------------------------------===//
 #include "KernelRunner.h"
 #include "codegen/Codegen.h"
+#include "ir/Diagnostics.h"
+#include "ir/IRParser.h"
 #include "ir/Interpreter.h"
 #include "ir/Printer.h"
 #include "passes/Pass.h"
@@ -204,6 +206,58 @@ TEST(DropoutMask, BigMasksOnThePoolEqualInterpreterForAnyThreadCount) {
     for (int64_t i = 0; i < count; ++i)
       ASSERT_EQ(got[i], static_cast<float>(reference[i]))
           << "element " << i << " with " << (pool ? pool->threads() : 0) << " threads";
+  }
+}
+
+// A big reduction down the columns of a matrix (a bias's gradient: the
+// sum over the batch) runs on the pool, each task a block of whole cache
+// lines of columns through all rows (codegen/Lowering.cpp, reduceColumns).
+// 1,000 columns leave the last block shorter.  Sum, mean and max must
+// match the interpreter, and be the same bits serially and on 1-3 threads.
+TEST(Reduction, BigSumsDownColumnsEqualInterpreterForAnyThreadCount) {
+  const char *text = R"(graph @columns (forward) {
+forward:
+  %x = input : f32[256,1000]
+  %s = sum %x {axes=[0]} : f32[1000]
+  %a = mean %x {axes=[0]} : f32[1000]
+  %m = max %x {axes=[0]} : f32[1000]
+  return sum=%s, mean=%a, max=%m
+}
+)";
+  SourceManager sources;
+  const std::string *file = sources.add("columns.gir", text);
+  std::ostringstream errors;
+  Diagnostics diags(&sources, errors);
+  std::unique_ptr<Graph> graph = parseGraph(sources.text(file), file, diags);
+  ASSERT_NE(graph, nullptr) << errors.str();
+  std::string ir, error;
+  ASSERT_TRUE(codegen::emitLLVMIR(*graph, "columns", {}, /*optimized=*/false, ir, error)) << error;
+  EXPECT_NE(ir.find("@gradc_columns_columns.s.columns("), std::string::npos) << ir;
+
+  rt::KernelSpec spec;
+  ASSERT_TRUE(test::sharedJit().addKernel(*graph, "columns", spec, error)) << error;
+  Interpreter interp(*graph);
+  test::KernelRunner runner(*graph, spec);
+  Tensor x(graph->find("x")->type);
+  for (size_t i = 0; i < x.data.size(); ++i)
+    x.data[i] = static_cast<float>(std::sin(0.37 * double(i)) * 3.0);
+  interp.bind(graph->find("x"), x);
+  runner.bind(graph->find("x"), x);
+  ASSERT_TRUE(interp.run(&error)) << error;
+  std::vector<std::vector<uint32_t>> serial;
+  rt::ThreadPool one(1), two(2), three(3);
+  for (rt::ThreadPool *pool : {static_cast<rt::ThreadPool *>(nullptr), &one, &two, &three}) {
+    runner.run(0, 0, pool);
+    size_t k = 0;
+    for (const char *key : {"sum", "mean", "max"}) {
+      if (!pool) {
+        expectClose(interp.output(key)->data, runner.output(key), key, *graph);
+        serial.push_back(runner.bits(key));
+      } else {
+        EXPECT_EQ(runner.bits(key), serial[k]) << key << " with " << pool->threads() << " threads";
+      }
+      ++k;
+    }
   }
 }
 
