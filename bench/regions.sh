@@ -6,7 +6,8 @@
 # call: calls, then per call the calling thread's time in its own chunks,
 # waiting for the other threads' chunks, and in serial code since the
 # previous loop ended; and each one's share of all three summed.  The
-# products are the bodies named gradc.matmul.*.
+# products are the bodies named gradc.matmul.*.  Last, per training step,
+# the time in the step's products and in everything else.
 #
 # usage: bench/regions.sh [MODEL.grad] [EPOCHS] [THREADS] [DATA]
 #        (default examples/fashion_mlp.grad, 2 epochs, all cores, fashion-mnist;
@@ -72,4 +73,16 @@ print(f"\ncalling thread, {total / 1e9:.2f} s from the first loop to the last: p
       f"{sum(w for _, _, w, _ in products) / total * 100:.1f}%), waiting in all loops "
       f"{sum(w for _, _, w, _ in regions.values()) / total * 100:.1f}%, serial code between "
       f"loops {sum(g for *_, g in regions.values()) / total * 100:.1f}%")
+# Per training step: the step's products (own time and waits) and everything
+# else of the calling thread (other loops, their waits, serial code, the
+# runtime's loops, whose loading of examples counts the test batches too).  The eval kernel's bodies are left out: its maps are
+# named gradc_<model>_eval.*, and its products repeat the step's names with
+# a suffix .N (LLVM's name for a second function of one name).
+step = {name: v for name, v in regions.items()
+        if "_eval." not in name and not re.search(r"\.tasks\.\d+$", name)}
+steps = next(v[0] for name, v in step.items() if name.startswith("gradc.matmul."))
+in_products = sum(o + w for name, (_, o, w, _) in step.items() if name.startswith("gradc.matmul."))
+other = sum(o + w + g for _, o, w, g in step.values()) - in_products
+print(f"per training step ({steps} steps): products {in_products / steps / 1e3:.0f} us, "
+      f"everything else {other / steps / 1e3:.0f} us")
 PY
