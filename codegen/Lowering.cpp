@@ -29,6 +29,7 @@
 #include <limits>
 #include <map>
 #include <unordered_set>
+#include <utility>
 
 namespace gradc::codegen {
 
@@ -86,6 +87,14 @@ public:
         error = fmt::format("%{}: i32 values can only be fed in and passed through ('{}')",
                             node.name, node.mnemonic());
         return false;
+      }
+      if (auto sums = sumsBefore_.find(&node); sums != sumsBefore_.end())
+        for (const Node *sum : sums->second)
+          lowerSumEarly(*sum);
+      if (auto early = earlySums_.find(&node); early != earlySums_.end()) {
+        beginNode(node, node.name, {pointerOf(&node), early->second});
+        kb_.copy(pointerOf(&node), early->second, node.type.bytes());
+        continue;
       }
       lowerNode(node);
     }
@@ -496,7 +505,9 @@ private:
   // put inside it (the objective's weight decay, sum ||W||^2, next to W's
   // update): the loop adds up each element's square as it reads it, by the
   // row blocks of the update, and the partial sums are added in block
-  // order after the loop, as reduce() does.
+  // order after the loop, as reduce() does.  (Where the update is instead
+  // in the epilogue of its gradient's product, the sum is computed before
+  // the product: planEpilogues, lowerSumEarly.)
 
   struct FusionGroup {
     std::vector<const Node *> nodes;   ///< in program order, updates included
@@ -631,8 +642,8 @@ private:
       // Leaves are read in place, no code: they do not end a run.
       if (readInPlace(node))
         continue;
-      // Computed in a product's tiles, at the product: no code here.
-      if (epilogueMembers_.count(&node))
+      // Computed in a product's tiles, or before a product: no code here.
+      if (epilogueMembers_.count(&node) || sumsMoved_.count(&node))
         continue;
       if (!run.empty() &&
           (fusable(node, run.front()->type.shape, members) ||
@@ -990,14 +1001,51 @@ private:
           }))
         continue;
       std::unique_ptr<FusionGroup> group = describeGroup(members, &product);
+      // A sum of squares of a weight that the epilogue updates (sink-penalty
+      // put it after the weight's last map, before its update) goes before
+      // the product when its bytes hold nothing else until its place.
+      std::vector<const Node *> sumsBefore;
+      std::erase_if(steppedOver, [&](const Node *node) {
+        if (!sumCanGoBefore(*node, group->targets))
+          return false;
+        sumsBefore.push_back(node);
+        return true;
+      });
       if (!epilogueIsSafe(product, *group, steppedOver) ||
           epilogueBytes(product, *group) > kEpilogueBytes)
         continue;
+      sumsBefore_[&product] = sumsBefore;
+      sumsMoved_.insert(sumsBefore.begin(), sumsBefore.end());
+
       for (const Node *node : members)
         epilogueMembers_.insert(node);
       epilogueOf_[&product] = group.get();
       epilogues_.push_back(std::move(group));
     }
+  }
+
+  /// Whether `sum` is a sum of squares of one of `targets` (the weights an
+  /// epilogue updates) that can be computed before the product instead, into
+  /// a slot on the stack, and copied to its own bytes at its place (which
+  /// may hold another value until then).
+  bool sumCanGoBefore(const Node &sum, const std::vector<const Node *> &targets) const {
+    if (!sum.is(OpKind::SumSq) ||
+        std::find(targets.begin(), targets.end(), sum.operands[0]) == targets.end())
+      return false;
+    const ValueLayout &value = layout_.of(&sum);
+    return !value.aliasOf && value.copyToBuffers.empty() && value.home.kind == Storage::Arena;
+  }
+
+  /// Lowers `sum` (of sumsBefore_) into a slot on the stack, which its own
+  /// place copies to its bytes.
+  void lowerSumEarly(const Node &sum) {
+    BasicBlock &entry = kb_.function->getEntryBlock();
+    Value *slot =
+        IRBuilder<>(&entry, entry.begin()).CreateAlloca(kb_.f32, nullptr, sum.name + ".early");
+    earlySums_[&sum] = slot;
+    Value *home = std::exchange(pointers_[&sum], slot);
+    lowerNode(sum);
+    pointers_[&sum] = home;
   }
 
   /// The bytes of the tensors of the product's shape that an epilogue
@@ -1465,6 +1513,12 @@ private:
   std::vector<std::unique_ptr<FusionGroup>> epilogues_;
   std::unordered_map<const Node *, const FusionGroup *> epilogueOf_;
   std::unordered_set<const Node *> epilogueMembers_;
+  /// Sums of squares computed just before a product instead of at their
+  /// place, since the product's epilogue updates the weight they read; the
+  /// stack slot each is computed into (lowerSumEarly).
+  std::unordered_map<const Node *, std::vector<const Node *>> sumsBefore_;
+  std::unordered_set<const Node *> sumsMoved_;
+  std::unordered_map<const Node *, Value *> earlySums_;
   std::map<std::string, Function *> epilogueFunctions_; ///< by epilogueKey
   std::vector<std::pair<BasicBlock *, const Node *>> nodeBlocks_;
   std::vector<std::pair<const Node *, Value *>> deferred_;

@@ -148,4 +148,73 @@ TEST_F(Epilogue, MatchesTheInterpreterForAnyThreadCount) {
   }
 }
 
+// sink-penalty puts the sum of squares of a weight after the weight's last
+// map, before its update.  When the update runs in the epilogue of the
+// weight's gradient product, the sum would read the new weight there, so
+// it is computed before the product instead (its bytes are free from the
+// product on), and the update stays in the epilogue.
+TEST(EpilogueWithPenalty, SumOfSquaresOfAnUpdatedWeightGoesBeforeTheProduct) {
+  const char *text = R"(graph @pen (train) optimizer=sgd {
+forward:
+  %a = input : f32[32,64]
+  %x = input : f32[32,80]
+  %W = param {init=ones} : f32[64,80]
+backward:
+  %g = matmul %a, %x {transpose_a} : f32[64,80]
+update:
+  %lr = hyper {key="lr"} : f32[]
+  %V = state {init=zeros} : f32[64,80]
+  %V.decayed = scale %V {factor=0.9} : f32[64,80]
+  %V.next = add %V.decayed, %g : f32[64,80]
+  update %V, %V.next
+  %step = mul %lr, %V.next : f32[64,80]
+  %W.next = sub %W, %step : f32[64,80]
+forward:
+  %sW = sumsq %W : f32[]
+update:
+  update %W, %W.next
+forward:
+  %pen = scale %sW {factor=0.5} : f32[]
+  return penalty=%pen
+}
+)";
+  SourceManager sources;
+  std::string ir, error;
+  std::unique_ptr<Graph> graph = test::parseGraphText(sources, "penalty.gir", text, error);
+  ASSERT_NE(graph, nullptr) << error;
+  ASSERT_TRUE(codegen::emitLLVMIR(*graph, "step", codegen::CodegenOptions{}, false, ir, error))
+      << error;
+  EXPECT_NE(ir.find("define internal void @gradc_pen_step.g.epilogue("), std::string::npos) << ir;
+  size_t sum = ir.find("\nsW:"), product = ir.find("\ng:");
+  ASSERT_NE(sum, std::string::npos) << ir;
+  ASSERT_NE(product, std::string::npos) << ir;
+  EXPECT_LT(sum, product) << ir;
+
+  rt::KernelSpec spec;
+  ASSERT_TRUE(test::sharedJit().addKernel(*graph, "step", spec, error)) << error;
+  Interpreter interp(*graph);
+  test::KernelRunner runner(*graph, spec);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<double> dist(-1, 1);
+  for (const auto &node : graph->nodes()) {
+    if (!node->isLeaf())
+      continue;
+    Tensor value(node->type);
+    for (double &v : value.data)
+      v = node->is(OpKind::Hyper) ? 0.1 : static_cast<float>(dist(rng));
+    interp.bind(node.get(), value);
+    runner.bind(node.get(), value);
+  }
+  ASSERT_TRUE(interp.run(&error)) << error;
+  runner.run();
+  EXPECT_NEAR(runner.output("penalty")[0], interp.output("penalty")->data[0],
+              1e-4 * std::fabs(interp.output("penalty")->data[0]));
+  for (const char *leaf : {"W", "V"}) {
+    const std::vector<double> &expected = interp.leafValue(graph->find(leaf)).data;
+    std::vector<float> got = runner.floats(leaf);
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], expected[i], 1e-4 + 1e-5 * std::fabs(expected[i])) << leaf << i;
+  }
+}
+
 } // namespace

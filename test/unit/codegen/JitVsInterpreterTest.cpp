@@ -225,12 +225,9 @@ forward:
 }
 )";
   SourceManager sources;
-  const std::string *file = sources.add("columns.gir", text);
-  std::ostringstream errors;
-  Diagnostics diags(&sources, errors);
-  std::unique_ptr<Graph> graph = parseGraph(sources.text(file), file, diags);
-  ASSERT_NE(graph, nullptr) << errors.str();
   std::string ir, error;
+  std::unique_ptr<Graph> graph = test::parseGraphText(sources, "columns.gir", text, error);
+  ASSERT_NE(graph, nullptr) << error;
   ASSERT_TRUE(codegen::emitLLVMIR(*graph, "columns", {}, /*optimized=*/false, ir, error)) << error;
   EXPECT_NE(ir.find("@gradc_columns_columns.s.columns("), std::string::npos) << ir;
 

@@ -8,7 +8,9 @@
 #pragma once
 
 #include "codegen/Codegen.h"
+#include "ir/Diagnostics.h"
 #include "ir/Graph.h"
+#include "ir/IRParser.h"
 #include "ir/Interpreter.h"
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -129,6 +132,18 @@ inline codegen::Jit &sharedJit() {
     return created;
   }();
   return *jit;
+}
+
+/// The graph in IR text `text` (named `name` in messages, kept in
+/// `sources`, which must outlive the graph), or null and `errors`.
+inline std::unique_ptr<ir::Graph> parseGraphText(SourceManager &sources, const char *name,
+                                                 const char *text, std::string &errors) {
+  const std::string *file = sources.add(name, text);
+  std::ostringstream messages;
+  Diagnostics diags(&sources, messages);
+  std::unique_ptr<ir::Graph> graph = ir::parseGraph(sources.text(file), file, diags);
+  errors = messages.str();
+  return graph;
 }
 
 } // namespace gradc::test
