@@ -1002,8 +1002,8 @@ private:
         continue;
       std::unique_ptr<FusionGroup> group = describeGroup(members, &product);
       // A sum of squares of a weight that the epilogue updates (sink-penalty
-      // put it after the weight's last map, before its update) goes before
-      // the product when its bytes hold nothing else until its place.
+      // put it after the weight's last map, before its update) would read
+      // the new weight: it is computed before the product instead.
       std::vector<const Node *> sumsBefore;
       std::erase_if(steppedOver, [&](const Node *node) {
         if (!sumCanGoBefore(*node, group->targets))

@@ -10,16 +10,18 @@
 // as lambda * W directly), so they can wait: this pass moves each sum of
 // squares of a weight to just after the last map of the weight's update
 // chain that reads the weight (W - step), which is before the update
-// writes it, so the sum still sees the weight of this step.  Codegen then adds it to that chain's
-// fused loop (codegen/Lowering.cpp, "Elementwise fusion"), which reads each element of the weight
-// anyway.  The scalar arithmetic that combines the sums into J moves to the end of the step.
-// Program order only: every value is computed from the same operands as before.
+// writes it, so the sum still sees the weight of this step.  Codegen then
+// adds it up in that chain's fused loop (codegen/Lowering.cpp, "Elementwise
+// fusion"), which reads each element of the weight anyway; where the chain
+// is instead the epilogue of the weight's gradient product, codegen
+// computes the sum before the product.  The scalar arithmetic that
+// combines the sums into J moves to the end of the step.  Program order
+// only: every value is computed from the same operands as before.
 //
 // A sum moves when its operand is a leaf with an update later in the graph
 // and the operand's last reader before that update is a map of its shape;
-// the scalars move when
-// everything that reads them moves too (or is a result), and no update
-// writes what they read.  Otherwise nothing moves.
+// the scalars move when everything that reads them moves too (or is a
+// result), and no update writes what they read.  Otherwise nothing moves.
 //
 //===----------------------------------------------------------------------===//
 #include "ir/Graph.h"
