@@ -378,10 +378,7 @@ private:
     }
     const int64_t rowSize = type.numel() / type.shape[0];
     const RowBlocks blocks = rowBlocksOf(type.shape[0]);
-    BasicBlock &entry = kb_.function->getEntryBlock();
-    Value *partials =
-        IRBuilder<>(&entry, entry.begin())
-            .CreateAlloca(ArrayType::get(kb_.f32, blocks.tasks), nullptr, name + ".partials");
+    Value *partials = partialsOf(name, blocks);
     std::vector<Value *> captures;
     for (const ReductionInput &input : inputs)
       captures.push_back(input.base);
@@ -398,6 +395,20 @@ private:
               kb_.f32, pointers.back(), b_.CreateUDiv(firstRow, kb_.index(blocks.rowsPerTask)));
           emitReduction(kb_, name, {rows * rowSize}, {0}, block, slot, element, nullptr, combine);
         });
+    addPartials(name, blocks, partials, out, finish, combine);
+  }
+
+  /// One partial result per row block of `blocks`, on the kernel's stack.
+  Value *partialsOf(const std::string &name, const RowBlocks &blocks) {
+    BasicBlock &entry = kb_.function->getEntryBlock();
+    return IRBuilder<>(&entry, entry.begin())
+        .CreateAlloca(ArrayType::get(kb_.f32, blocks.tasks), nullptr, name + ".partials");
+  }
+
+  /// out = finish(the partials combined in block order).
+  void addPartials(const std::string &name, const RowBlocks &blocks, Value *partials, Value *out,
+                   function_ref<Value *(Value *)> finish = nullptr,
+                   Combine combine = Combine::Sum) {
     emitReduction(
         kb_, name + ".partials", {blocks.tasks}, {0}, {{partials, name + ".partials"}}, out,
         [](ArrayRef<Value *> in) { return in[0]; }, finish, combine);
@@ -855,11 +866,8 @@ private:
     // result does not depend on the thread count.
     const RowBlocks blocks = rowBlocksOf(type.shape[0]);
     std::vector<Value *> captures = bases;
-    BasicBlock &entry = kb_.function->getEntryBlock();
     for (const Node *sum : group.sums)
-      captures.push_back(IRBuilder<>(&entry, entry.begin())
-                             .CreateAlloca(ArrayType::get(kb_.f32, blocks.tasks), nullptr,
-                                           sum->name + ".partials"));
+      captures.push_back(partialsOf(sum->name, blocks));
     forRowBlocks(type.shape, name, captures,
                  [&](ArrayRef<Value *> pointers, Value *firstRow, int64_t rows) {
                    Sums sums = loopOverRows(pointers, firstRow, rows, name + ".i");
@@ -868,13 +876,9 @@ private:
                      b_.CreateStore(
                          sums[k], b_.CreateInBoundsGEP(kb_.f32, pointers[bases.size() + k], block));
                  });
-    for (size_t k = 0; k < group.sums.size(); ++k) {
-      Value *partials = captures[bases.size() + k];
-      const std::string &sumName = group.sums[k]->name;
-      emitReduction(
-          kb_, sumName + ".partials", {blocks.tasks}, {0}, {{partials, sumName + ".partials"}},
-          pointerOf(group.sums[k]), [](ArrayRef<Value *> in) { return in[0]; }, nullptr);
-    }
+    for (size_t k = 0; k < group.sums.size(); ++k)
+      addPartials(group.sums[k]->name, blocks, captures[bases.size() + k],
+                  pointerOf(group.sums[k]));
   }
 
   // --- Epilogues of matrix products. ---------------------------------------
