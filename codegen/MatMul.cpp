@@ -96,10 +96,15 @@ constexpr const char *kGeometryKind = "gradc.matmul";
 /// below, the pool's hand-off (a few microseconds) would cost more than
 /// the second core saves.
 constexpr int64_t kParallelMacs = int64_t(1) << 17;
-/// ... and a depth k of at least this: a shallow product is mostly the
-/// store of C, which a second core does not make faster.  (Also with an
-/// epilogue: the fashion model's [128, 10] x [10, 256] product, whose
-/// epilogue takes three maps, ran no faster split, 16 epochs each way.)
+/// ... and a depth k of at least this, unless the product has an epilogue:
+/// a shallow product is mostly the store of C, which a second core does not
+/// make faster.  An epilogue is mostly its reads of tensors from the forward
+/// pass, gone from L2 by then, which two cores do fetch faster, and a split
+/// by rows walks them row by row where the serial order went down each
+/// panel of columns.  The fashion model's [128, 10] x [10, 256] product,
+/// whose epilogue takes three maps: 41-66 us a step with the serial code
+/// around it, against 54-85 serial (bench/regions.sh, three alternating
+/// runs; epoch times had not told the two apart).
 constexpr int64_t kMinParallelDepth = 16;
 /// Rows are split between threads when there are at least this many tiles
 /// of rows (enough to balance a few threads); otherwise columns are.
@@ -131,7 +136,7 @@ struct Plan {
 
 int64_t ceilDiv(int64_t x, int64_t y) { return (x + y - 1) / y; }
 
-Plan makePlan(const MatMulGeometry &g, unsigned lanes, unsigned registers) {
+Plan makePlan(const MatMulGeometry &g, unsigned lanes, unsigned registers, bool hasEpilogue) {
   Plan p;
   p.g = g;
   p.lanes = lanes;
@@ -160,7 +165,7 @@ Plan makePlan(const MatMulGeometry &g, unsigned lanes, unsigned registers) {
   // panel within kPanelBytes.
   int64_t maxDepth = std::max<int64_t>(lanes, kPanelBytes / (p.nr * 4));
   p.kc = ceilDiv(g.k, ceilDiv(g.k, maxDepth));
-  p.parallel = g.m * g.n * g.k >= kParallelMacs && g.k >= kMinParallelDepth;
+  p.parallel = g.m * g.n * g.k >= kParallelMacs && (g.k >= kMinParallelDepth || hasEpilogue);
   // Each task packs the panels of B it needs.  Rows are split when there
   // are enough of them and B is packed by plain copies: weight-shaped
   // gradients are then split the same way as the elementwise ops of the
@@ -615,7 +620,7 @@ void defineMatMul(Function &decl, const MatMulGeometry &g, Function *epilogue,
   Module &module = *decl.getParent();
   LLVMContext &context = module.getContext();
   auto [lanes, registers] = targetVectors(decl, machine);
-  Plan plan = makePlan(g, lanes, registers);
+  Plan plan = makePlan(g, lanes, registers, epilogue != nullptr);
   std::string name = decl.getName().drop_front(std::strlen(kPrefix)).str();
   Type *ptr = PointerType::getUnqual(context), *i64 = Type::getInt64Ty(context),
        *voidTy = Type::getVoidTy(context);

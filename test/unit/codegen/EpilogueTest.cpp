@@ -148,6 +148,23 @@ TEST_F(Epilogue, MatchesTheInterpreterForAnyThreadCount) {
   }
 }
 
+/// Binds every leaf of `graph` to the same random values (a hyper to 0.1)
+/// in the interpreter and the kernel.
+void bindRandomLeaves(const Graph &graph, unsigned seed, Interpreter &interp,
+                      test::KernelRunner &runner) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> dist(-1, 1);
+  for (const auto &node : graph.nodes()) {
+    if (!node->isLeaf())
+      continue;
+    Tensor value(node->type);
+    for (double &v : value.data)
+      v = node->is(OpKind::Hyper) ? 0.1 : static_cast<float>(dist(rng));
+    interp.bind(node.get(), value);
+    runner.bind(node.get(), value);
+  }
+}
+
 // sink-penalty puts the sum of squares of a weight after the weight's last
 // map, before its update.  When the update runs in the epilogue of the
 // weight's gradient product, the sum would read the new weight there, so
@@ -194,17 +211,7 @@ forward:
   ASSERT_TRUE(test::sharedJit().addKernel(*graph, "step", spec, error)) << error;
   Interpreter interp(*graph);
   test::KernelRunner runner(*graph, spec);
-  std::mt19937 rng(3);
-  std::uniform_real_distribution<double> dist(-1, 1);
-  for (const auto &node : graph->nodes()) {
-    if (!node->isLeaf())
-      continue;
-    Tensor value(node->type);
-    for (double &v : value.data)
-      v = node->is(OpKind::Hyper) ? 0.1 : static_cast<float>(dist(rng));
-    interp.bind(node.get(), value);
-    runner.bind(node.get(), value);
-  }
+  bindRandomLeaves(*graph, 3, interp, runner);
   ASSERT_TRUE(interp.run(&error)) << error;
   runner.run();
   EXPECT_NEAR(runner.output("penalty")[0], interp.output("penalty")->data[0],
@@ -214,6 +221,58 @@ forward:
     std::vector<float> got = runner.floats(leaf);
     for (size_t i = 0; i < got.size(); ++i)
       ASSERT_NEAR(got[i], expected[i], 1e-4 + 1e-5 * std::fabs(expected[i])) << leaf << i;
+  }
+}
+
+// A shallow product (k = 10: the gradient of a layer before a 10-class
+// output) with an epilogue runs on the pool, its rows split between the
+// threads, where one without would run serially (MatMul.cpp,
+// kMinParallelDepth); the results are the interpreter's and the same bits
+// for any thread count.
+TEST(ShallowEpilogue, RunsOnThePoolAndMatchesTheInterpreterForAnyThreadCount) {
+  const char *text = R"(graph @shallow (train) optimizer=sgd {
+forward:
+  %d = input : f32[128,10]
+  %w = input : f32[10,256]
+  %mask = input : f32[128,256]
+  %pre = input : f32[128,256]
+  %g = matmul %d, %w : f32[128,256]
+  %gm = mul %g, %mask : f32[128,256]
+  %s = step %pre : f32[128,256]
+  %out = mul %gm, %s : f32[128,256]
+  %d3 = matmul %d, %w : f32[128,256]
+  return out=%out, plain=%d3
+}
+)";
+  SourceManager sources;
+  std::string ir, error;
+  std::unique_ptr<Graph> graph = test::parseGraphText(sources, "shallow.gir", text, error);
+  ASSERT_NE(graph, nullptr) << error;
+  ASSERT_TRUE(codegen::emitLLVMIR(*graph, "step", codegen::CodegenOptions{}, false, ir, error))
+      << error;
+  EXPECT_NE(ir.find("define internal void @gradc_shallow_step.g.epilogue("), std::string::npos)
+      << ir;
+  EXPECT_NE(ir.find("define internal void @gradc.matmul.g.tasks("), std::string::npos) << ir;
+  // The same product without an epilogue stays serial.
+  EXPECT_NE(ir.find("define internal void @gradc.matmul.d3.range("), std::string::npos) << ir;
+
+  rt::KernelSpec spec;
+  ASSERT_TRUE(test::sharedJit().addKernel(*graph, "step", spec, error)) << error;
+  Interpreter interp(*graph);
+  test::KernelRunner runner(*graph, spec);
+  bindRandomLeaves(*graph, 5, interp, runner);
+  ASSERT_TRUE(interp.run(&error)) << error;
+  runner.run();
+  const std::vector<double> &expected = interp.output("out")->data;
+  std::vector<float> got = runner.output("out");
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], expected[i], 1e-5 + 1e-5 * std::fabs(expected[i])) << i;
+  const std::vector<uint32_t> serial = runner.bits("out");
+  rt::ThreadPool one(1), two(2), three(3);
+  for (rt::ThreadPool *pool : {&one, &two, &three}) {
+    runner.run(0, 0, pool);
+    EXPECT_EQ(runner.bits("out"), serial) << pool->threads() << " threads";
   }
 }
 
