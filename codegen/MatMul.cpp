@@ -109,6 +109,16 @@ constexpr int64_t kMinParallelDepth = 16;
 /// Rows are split between threads when there are at least this many tiles
 /// of rows (enough to balance a few threads); otherwise columns are.
 constexpr int64_t kMinRowTasks = 8;
+/// ... and B has at most this many bytes.  Split by rows, every thread packs
+/// all of B, reading each row of a panel from another page; split by
+/// columns, each packs its own panels, and reads all of A, which it would
+/// read anyway, once per panel.  The L model's [256, 1024] x [1024, 1024]
+/// dL_dh.1 (B a 4 MB weight): 19.6-20.5% of the step by columns against
+/// 20.7-21.9% by rows (perf annotate: the copy of B was 15% of it), three
+/// alternating bench/regions.sh runs each.  Its weight gradients (B 0.8
+/// and 1 MB, A transposed, which only a split by rows packs) took 15-23%
+/// longer by columns.
+constexpr int64_t kMaxRowSplitBBytes = int64_t(2) << 20;
 /// Bytes of a packed panel of B: it stays in L1 while rows of A stream by.
 constexpr int64_t kPanelBytes = 32 * 1024;
 
@@ -170,10 +180,12 @@ Plan makePlan(const MatMulGeometry &g, unsigned lanes, unsigned registers, bool 
   // are enough of them and B is packed by plain copies: weight-shaped
   // gradients are then split the same way as the elementwise ops of the
   // update (by rows), so each core finds its part in its own cache.  A
-  // transposed B is costlier to pack, so C is split by columns, and each
-  // core packs only its own panels.
+  // transposed B is costlier to pack, and a big one costs too much to pack
+  // on every core, so C is split by columns, and each core packs only its
+  // own panels.
   int64_t panels = ceilDiv(g.n, p.nr);
-  bool splitRows = ceilDiv(g.m, p.mr) >= kMinRowTasks && g.bCol == 1;
+  bool splitRows =
+      ceilDiv(g.m, p.mr) >= kMinRowTasks && g.bCol == 1 && g.k * g.n * 4 <= kMaxRowSplitBBytes;
   p.columnTasks = panels >= 2 && !splitRows;
   p.tasks = p.columnTasks ? panels : ceilDiv(g.m, p.mr);
   // Only where the copy is read by several panels (a split by rows, whose

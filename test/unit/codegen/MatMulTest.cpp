@@ -23,6 +23,7 @@
 #include <cstring>
 #include <gtest/gtest.h>
 #include <random>
+#include <regex>
 #include <sstream>
 
 using namespace gradc;
@@ -182,6 +183,39 @@ std::vector<std::vector<uint32_t>> runBits(const Compiled &c, void *pool) {
   for (size_t i = 0; i < c.products.size(); ++i)
     bits.push_back(runner.bits("v" + std::to_string(i)));
   return bits;
+}
+
+/// The task count that product `name`'s call of gradc_parallel_for passes
+/// in `ir`, or -1.
+int64_t parallelTasks(const std::string &ir, const std::string &name) {
+  std::regex call(
+      "@gradc_parallel_for\\(ptr [^,]*, i64 ([0-9]+), ptr( nonnull)? @gradc\\.matmul\\." + name +
+      "\\.tasks");
+  std::smatch match;
+  return std::regex_search(ir, match, call) ? std::stoll(match[1]) : -1;
+}
+
+TEST(MatMul, BigUntransposedBIsSplitByColumns) {
+  // Split by rows, every thread would pack all of a 2.4 MB B (MatMul.cpp,
+  // kMaxRowSplitBBytes): the product is split by columns, as one with B
+  // transposed always is, and unlike one with a small B.
+  std::vector<Product> products = {Product{64, 600, 1000, false, false},
+                                   Product{64, 600, 1000, false, true},
+                                   Product{64, 600, 100, false, false}};
+  std::unique_ptr<Graph> graph = productGraph(products);
+  std::string ir, error;
+  ASSERT_TRUE(codegen::emitLLVMIR(*graph, "eval", {}, /*optimized=*/false, ir, error)) << error;
+  const int64_t bigB = parallelTasks(ir, "c0"), transposedB = parallelTasks(ir, "c1"),
+                smallB = parallelTasks(ir, "c2");
+  ASSERT_GT(bigB, 0) << ir;
+  EXPECT_EQ(bigB, transposedB) << ir;
+  EXPECT_NE(bigB, smallB) << ir;
+  checkAgainstInterpreter(products);
+  rt::ThreadPool two(2), three(3);
+  Compiled c = compile(products, 9);
+  auto serial = runBits(c, nullptr);
+  EXPECT_EQ(runBits(c, &two), serial);
+  EXPECT_EQ(runBits(c, &three), serial);
 }
 
 TEST(MatMul, BitIdenticalForAnyThreadCount) {
