@@ -11,7 +11,9 @@
 #
 # usage: bench/regions.sh [MODEL.grad] [EPOCHS] [THREADS] [DATA]
 #        (default examples/fashion_mlp.grad, 2 epochs, all cores, fashion-mnist;
-#        GRADC=path/to/gradc to profile another build, e.g. for an A/B)
+#        GRADC=path/to/gradc to profile another build, e.g. for an A/B;
+#        TRAINER_DIR=DIR to profile the trainer that `gradc build MODEL -o DIR`
+#        wrote there, without building one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-examples/fashion_mlp.grad}
@@ -25,12 +27,17 @@ for n in "$epochs" "$threads"; do
   }
 done
 gradc=${GRADC:-build/bin/gradc}
-[ -n "${GRADC:-}" ] || [ -x build/bin/gradc ] || scripts/build.sh >/dev/null
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-"$gradc" build "$model" -o "$out/trainer" >/dev/null
-trainer=$(ls "$out"/trainer/*-train)
+if [ -n "${TRAINER_DIR:-}" ]; then
+  trainer=$(ls "$TRAINER_DIR"/*-train 2>/dev/null | head -1)
+  [ -x "$trainer" ] || { echo "bench/regions.sh: no trainer (*-train) in TRAINER_DIR='$TRAINER_DIR'" >&2; exit 2; }
+else
+  [ -n "${GRADC:-}" ] || [ -x build/bin/gradc ] || scripts/build.sh >/dev/null
+  "$gradc" build "$model" -o "$out/trainer" >/dev/null
+  trainer=$(ls "$out"/trainer/*-train)
+fi
 GRADC_REGION_PROFILE=1 "$trainer" --data="$data" --epochs="$epochs" --threads="$threads" \
   >"$out/log" 2>"$out/profile"
 grep -E '^epoch' "$out/log" | sed 's/  (.*//'
