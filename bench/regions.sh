@@ -31,7 +31,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 if [ -n "${TRAINER_DIR:-}" ]; then
-  trainer=$(ls "$TRAINER_DIR"/*-train 2>/dev/null | head -1)
+  trainer=$(ls "$TRAINER_DIR"/*-train 2>/dev/null | head -1 || true)
   [ -x "$trainer" ] || { echo "bench/regions.sh: no trainer (*-train) in TRAINER_DIR='$TRAINER_DIR'" >&2; exit 2; }
 else
   [ -n "${GRADC:-}" ] || [ -x build/bin/gradc ] || scripts/build.sh >/dev/null
