@@ -102,9 +102,9 @@ constexpr int64_t kParallelMacs = int64_t(1) << 17;
 /// pass, gone from L2 by then, which two cores do fetch faster, and a split
 /// by rows walks them row by row where the serial order went down each
 /// panel of columns.  The fashion model's [128, 10] x [10, 256] product,
-/// whose epilogue takes three maps: 41-66 us a step with the serial code
-/// around it, against 54-85 serial (bench/regions.sh, three alternating
-/// runs; epoch times had not told the two apart).
+/// whose epilogue takes three maps: 35-66 us a step with the serial code
+/// around it, against 47-85 serial (bench/regions.sh, six alternating runs
+/// each; epoch times had not told the two apart).
 constexpr int64_t kMinParallelDepth = 16;
 /// Rows are split between threads when there are at least this many tiles
 /// of rows (enough to balance a few threads); otherwise columns are.
