@@ -397,10 +397,8 @@ private:
       kb_.tagAccess(b_.CreateAlignedStore(x, gep(packedA_, to), Align(4)), packedA_);
     };
     // The rows of the last tile of m % mr rows at depth l.
+    const int64_t rest = g_.m % mr;
     auto copyRest = [&](Value *l) {
-      const int64_t rest = g_.m % mr;
-      if (rest == 0)
-        return;
       // Only the task that ends at row m has this remainder.
       Value *from = kb_.offset(rowBegin_, l, g_.aCol);
       Value *i0 = kb_.offset(rowBegin_, tiles, mr);
@@ -416,25 +414,21 @@ private:
         }
       });
     };
-    const int64_t block = kPackABlockDepth, blocks = g_.k / block;
-    if (blocks > 0) {
+    // Depths l0 .. l0 + depth, tile by tile.
+    auto copyBlock = [&](Value *l0, int64_t depth) {
+      kb_.loopRange(kb_.index(0), tiles, 1, name_ + ".a.t", [&](Value *tile) {
+        kb_.loop(depth, name_ + ".a.l", [&](Value *l) { copyTile(b_.CreateAdd(l0, l), tile); });
+      });
+      if (rest != 0)
+        kb_.loop(depth, name_ + ".a.rl", [&](Value *l) { copyRest(b_.CreateAdd(l0, l)); });
+    };
+    const int64_t blocks = g_.k / kPackABlockDepth, last = g_.k % kPackABlockDepth;
+    if (blocks > 0)
       kb_.loop(blocks, name_ + ".a.lb", [&](Value *lb) {
-        Value *l0 = kb_.offset(kb_.index(0), lb, block);
-        kb_.loopRange(kb_.index(0), tiles, 1, name_ + ".a.t", [&](Value *tile) {
-          kb_.loop(block, name_ + ".a.l", [&](Value *r) { copyTile(b_.CreateAdd(l0, r), tile); });
-        });
-        if (g_.m % mr != 0)
-          kb_.loop(block, name_ + ".a.rl", [&](Value *r) { copyRest(b_.CreateAdd(l0, r)); });
+        copyBlock(kb_.offset(kb_.index(0), lb, kPackABlockDepth), kPackABlockDepth);
       });
-    }
-    const int64_t done = blocks * block;
-    if (g_.k > done)
-      kb_.loop(g_.k - done, name_ + ".a.l", [&](Value *lr) {
-        Value *l = b_.CreateAdd(lr, kb_.index(done));
-        kb_.loopRange(kb_.index(0), tiles, 1, name_ + ".a.t",
-                      [&](Value *tile) { copyTile(l, tile); });
-        copyRest(l);
-      });
+    if (last > 0)
+      copyBlock(kb_.index(blocks * kPackABlockDepth), last);
   }
 
   /// Copies B(l0 .. l0+depth, j0 .. j0 + q lanes) into the panel, row l at
