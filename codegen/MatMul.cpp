@@ -121,6 +121,16 @@ constexpr int64_t kMinRowTasks = 8;
 constexpr int64_t kMaxRowSplitBBytes = int64_t(2) << 20;
 /// Bytes of a packed panel of B: it stays in L1 while rows of A stream by.
 constexpr int64_t kPanelBytes = 32 * 1024;
+/// ... with 16-lane vectors, twice that: a 6 x 64 tile then runs 256 steps
+/// of l (6,144 multiply-adds) per k block instead of 128, and loads and
+/// stores its 24 vectors of C, and starts its loop, half as often; the
+/// panel's loads come partly from L2, which a step of 24 multiply-adds has
+/// time for.  On Zen 4 (AVX-512, 32 KB L1) the L model's products took
+/// 11.47-11.58 ms a step against 11.72-11.94 (three alternating
+/// bench/regions.sh runs each; all five big products 1-6% faster, the
+/// weight gradients, k = 256, now in one block), M's 1% less; 16 and 24
+/// KB were slower, 128 KB no better.
+constexpr int64_t kWidePanelBytes = 64 * 1024;
 
 /// A transposed A of at least this many bytes is packed per task (see
 /// Plan::packA) ...
@@ -180,8 +190,9 @@ Plan makePlan(const MatMulGeometry &g, unsigned lanes, unsigned registers, bool 
   p.mr = std::min(p.mr, g.m);
   p.nr = p.nv * lanes;
   // k blocks of equal depth (so there is rarely a remainder block), each
-  // panel within kPanelBytes.
-  int64_t maxDepth = std::max<int64_t>(lanes, kPanelBytes / (p.nr * 4));
+  // panel within kPanelBytes (kWidePanelBytes).
+  const int64_t panelBytes = lanes >= 16 ? kWidePanelBytes : kPanelBytes;
+  int64_t maxDepth = std::max<int64_t>(lanes, panelBytes / (p.nr * 4));
   p.kc = ceilDiv(g.k, ceilDiv(g.k, maxDepth));
   p.parallel = g.m * g.n * g.k >= kParallelMacs && (g.k >= kMinParallelDepth || hasEpilogue);
   // Each task packs the panels of B it needs.  Rows are split when there
