@@ -3,7 +3,9 @@
 # and the same model and recipe in PyTorch (bench/pytorch_mlp.py), on
 # Debian's Fashion-MNIST.  Prints wall time (the whole command: start-up,
 # data loading, compilation, 15 epochs), training samples/s, peak RSS and
-# test accuracy for each, and the ratios.
+# test accuracy for each, and the ratios.  Last, the machine's peak
+# multiply-add rate (bench/fma_peak.c) and what 1/3 of PyTorch's wall time
+# would ask of gradc's training against it.
 #
 # usage: bench/fashion.sh [EPOCHS] [ROUNDS]   (default 15 epochs, 1 round;
 #                                        installs python3-torch, python3-numpy,
@@ -53,18 +55,27 @@ for r in $(seq "$rounds"); do
   done
 done
 
+echo "== FMA peak (bench/fma_peak.c)"
+cc -O2 -march=native bench/fma_peak.c -o "$out/fma_peak" -lpthread
+"$out/fma_peak" > "$out/peak"
+
 /usr/bin/python3 - "$out" "$rounds" <<'PY'
 import csv, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
+# Floating-point operations of a training step's products per example, as
+# bench/perf.sh counts them: a multiply-add per weight in the forward
+# product and in each of the two gradients', 2 FLOP each; the first layer
+# has no gradient for its input.
+FLOP_PER_SAMPLE = 4 * 784 * 256 + 6 * (256 * 256 + 256 * 10)
 def timing(name):
     wall, rss_kb = open(f"{out}/{name}.time").read().split()
     return float(wall), float(rss_kb) / 1024
-def gradc(r):  # wall, samples/s, peak RSS, test accuracy
+def gradc(r):  # wall, samples/s, peak RSS, test accuracy, seconds not training, epochs
     rows = list(csv.DictReader(open(f"{out}/gradc{r}.csv")))
     train_s = sum(float(row["seconds"]) for row in rows)
     samples = 59904 * len(rows) / train_s  # batch 128: 468 full batches of 60000 per epoch
     wall, rss = timing(f"gradc{r}")
-    return wall, samples, rss, float(rows[-1]["test_accuracy"])
+    return wall, samples, rss, float(rows[-1]["test_accuracy"]), wall - train_s, len(rows)
 def torch(r):  # the same for the better of PyTorch's thread counts, and that count
     runs = []
     for t in (1, 2):
@@ -95,4 +106,20 @@ print(f"(PyTorch best with {threads} thread(s); ratios > 1 favour gradc)")
 if rounds > 1:
     ratios = sorted(v[0] / w[0] for v, w in zip(p, g))
     print(f"wall-time ratio per round: {ratios[0]:.2f}x to {ratios[-1]:.2f}x")
+# The ceiling: what 1/3 of PyTorch's wall time asks of gradc's training,
+# given the rest of its wall time (start-up, loading, JIT, evaluation).
+peak = {int(t): float(x) for t, x in (l.split() for l in open(f"{out}/peak"))}
+other = median(v[4] for v in g)
+epochs = g[0][5]
+have = g_samples * FLOP_PER_SAMPLE / 1e9
+line = (f"FMA peak {peak[2]:.1f} GFLOP/s (2 cores); gradc trains at {have:.1f} = "
+        f"{have / peak[2] * 100:.0f}% of it and spends {other:.2f} s of its wall time not training; ")
+budget = t_wall / 3 - other
+if budget > 0:
+    needed = 59904 * epochs / budget * FLOP_PER_SAMPLE / 1e9
+    line += (f"1/3 of PyTorch's wall time needs {needed:.1f} GFLOP/s = "
+             f"{needed / peak[2] * 100:.0f}% of the peak")
+else:
+    line += "1/3 of PyTorch's wall time is less than that"
+print(line)
 PY
