@@ -63,9 +63,9 @@ cc -O2 -march=native bench/fma_peak.c -o "$out/fma_peak" -lpthread
 import csv, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
 # Floating-point operations of a training step's products per example, as
-# bench/perf.sh counts them: a multiply-add per weight in the forward
-# product and in each of the two gradients', 2 FLOP each; the first layer
-# has no gradient for its input.
+# bench/perf.sh counts them: one multiply-add (2 FLOP) per weight in the
+# forward product and in each of the two gradient products, the first
+# layer having no gradient for its input.
 FLOP_PER_SAMPLE = 4 * 784 * 256 + 6 * (256 * 256 + 256 * 10)
 def timing(name):
     wall, rss_kb = open(f"{out}/{name}.time").read().split()
