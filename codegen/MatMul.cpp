@@ -461,9 +461,10 @@ private:
       return;
     }
     int64_t transposed = 0; // rows l of the panel filled by transposes
-    if (g_.bRow == 1 && !lastMask && lanes > 1) {
+    if (g_.bRow == 1 && !lastMask && lanes % 4 == 0) {
       // B transposed (contiguous along l): lanes x lanes blocks go through
-      // registers, a vector along l in, a vector along j out.
+      // registers, a vector along l in, a vector along j out (transpose
+      // works in blocks of four lanes; a target gives 4, 8 or 16).
       transposed = depth / lanes * lanes;
       if (transposed > 0)
         kb_.loop(q, name_ + ".pack.jb", [&](Value *jb) {
@@ -499,40 +500,16 @@ private:
     });
   }
 
-  /// In-register transpose of lanes vectors of lanes elements.  With 4, 8
-  /// or 16 lanes, in shuffles that x86 does in one instruction each (see
-  /// transposeInBlocks); otherwise in log2(lanes) rounds, each swapping the
-  /// off-diagonal h x h blocks of every 2h x 2h block.
-  void transpose(SmallVectorImpl<Value *> &rows) {
-    const int64_t lanes = p_.lanes;
-    if (lanes == 4 || lanes == 8 || lanes == 16) {
-      transposeInBlocks(rows);
-      return;
-    }
-    for (int64_t h = lanes / 2; h >= 1; h /= 2) {
-      SmallVector<int, 16> lo, hi;
-      for (int64_t t = 0; t < lanes; ++t) {
-        bool upper = (t & h) != 0;
-        lo.push_back(static_cast<int>(upper ? lanes + t - h : t));
-        hi.push_back(static_cast<int>(upper ? lanes + t : t + h));
-      }
-      for (int64_t i = 0; i < lanes; ++i)
-        if ((i & h) == 0) {
-          Value *x = rows[i], *y = rows[i + h];
-          rows[i] = b_.CreateShuffleVector(x, y, lo);
-          rows[i + h] = b_.CreateShuffleVector(x, y, hi);
-        }
-    }
-  }
-
-  /// The transpose as x86 programmers write it by hand, in blocks of four
+  /// In-register transpose of lanes vectors of lanes elements (lanes a
+  /// multiple of 4), as x86 programmers write it by hand, in blocks of four
   /// lanes (128 bits): each group of four rows becomes, in every block k,
   /// the 4 x 4 transpose of its columns 4k .. 4k+3 (interleaves of floats,
   /// then of pairs: unpcklps/unpckhps, unpcklpd/unpckhpd), and then whole
   /// blocks move between the groups (vinsertf128, vshuff32x4): every
-  /// shuffle one instruction, where the halving rounds above end with
-  /// masks such as (x0, y0, x2, y2) that are not (AVX2: 91 shuffles in the
-  /// fashion step's code, now 75).
+  /// shuffle one instruction.  The log2(lanes) halving rounds used until
+  /// session 18 (swapping the off-diagonal h x h blocks of every 2h x 2h
+  /// block) ended in masks such as (x0, y0, x2, y2) that are not (AVX2: 91
+  /// shuffles in the fashion step's code, now 75).
   ///
   /// Between the two stages an arithmetic fence (no instruction: it only
   /// keeps fast-math reassociation from crossing it) cuts the network in
@@ -546,7 +523,7 @@ private:
   /// `gradc train --time-report`): the step's machine code 117 -> 104 ms
   /// of CPU, its wall time before training 65.6 -> 62.6 ms, the kernels
   /// compiled in the background 133 -> 105 ms.  The step ran as fast.
-  void transposeInBlocks(SmallVectorImpl<Value *> &rows) {
+  void transpose(SmallVectorImpl<Value *> &rows) {
     const int lanes = static_cast<int>(p_.lanes), blocks = lanes / 4;
     // mask(pick) for lane t: pick(block k, position p in it) -> lane of x
     // (< lanes) or of y.
