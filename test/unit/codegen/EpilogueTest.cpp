@@ -29,6 +29,23 @@ using namespace gradc::ir;
 
 namespace {
 
+/// Random values in [-1, 1) for every leaf of `graph` (a hyper gets 0.1),
+/// drawn in node order from `seed`.
+std::vector<std::pair<const Node *, Tensor>> randomLeaves(const Graph &graph, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> dist(-1, 1);
+  std::vector<std::pair<const Node *, Tensor>> leaves;
+  for (const auto &node : graph.nodes()) {
+    if (!node->isLeaf())
+      continue;
+    Tensor value(node->type);
+    for (double &v : value.data)
+      v = node->is(OpKind::Hyper) ? 0.1 : static_cast<float>(dist(rng));
+    leaves.emplace_back(node.get(), value);
+  }
+  return leaves;
+}
+
 const char *kEpilogueGraph = R"(graph @epi (train) optimizer=sgd {
 forward:
   %x = input : f32[61,700]
@@ -62,16 +79,7 @@ protected:
     Diagnostics diags(&sources_, errors);
     graph_ = parseGraph(sources_.text(file), file, diags);
     ASSERT_NE(graph_, nullptr) << errors.str();
-    std::mt19937 rng(11);
-    std::uniform_real_distribution<double> dist(-1, 1);
-    for (const auto &node : graph_->nodes()) {
-      if (!node->isLeaf())
-        continue;
-      Tensor value(node->type);
-      for (double &v : value.data)
-        v = node->is(OpKind::Hyper) ? 0.1 : static_cast<float>(dist(rng));
-      leaves_.emplace_back(node.get(), value);
-    }
+    leaves_ = randomLeaves(*graph_, 11);
   }
 
   SourceManager sources_;
@@ -148,20 +156,13 @@ TEST_F(Epilogue, MatchesTheInterpreterForAnyThreadCount) {
   }
 }
 
-/// Binds every leaf of `graph` to the same random values (a hyper to 0.1)
-/// in the interpreter and the kernel.
+/// Binds every leaf of `graph` to the same randomLeaves values in the
+/// interpreter and the kernel.
 void bindRandomLeaves(const Graph &graph, unsigned seed, Interpreter &interp,
                       test::KernelRunner &runner) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> dist(-1, 1);
-  for (const auto &node : graph.nodes()) {
-    if (!node->isLeaf())
-      continue;
-    Tensor value(node->type);
-    for (double &v : value.data)
-      v = node->is(OpKind::Hyper) ? 0.1 : static_cast<float>(dist(rng));
-    interp.bind(node.get(), value);
-    runner.bind(node.get(), value);
+  for (auto &[leaf, value] : randomLeaves(graph, seed)) {
+    interp.bind(leaf, value);
+    runner.bind(leaf, value);
   }
 }
 
